@@ -1,0 +1,74 @@
+//! The control plane: projects, their keys and versioned settings.
+//!
+//! [`ControlPlane`] is the access layer; [`SqliteControl`] implements it for the embedded
+//! deployment (a PostgreSQL implementation can follow for scale-out). Secrets are shown once
+//! at creation; only their argon2 hash is stored. Project keys are stored wrapped by the master
+//! key, and a check value proves at start-up that the master key is the right one.
+
+mod keyring;
+mod secrets;
+mod settings;
+mod sqlite;
+
+pub use keyring::ControlKeyring;
+pub use secrets::{generate_secret, generate_token};
+pub use settings::ProjectSettings;
+pub use sqlite::SqliteControl;
+
+use canopy_types::ProjectId;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("control database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Crypto(#[from] canopy_crypto::CryptoError),
+    #[error("the master key does not match the one this data directory was created with; refusing to start (no data was touched)")]
+    WrongMasterKey,
+    #[error("project {0} not found")]
+    NoSuchProject(u64),
+    #[error("invalid settings: {0}")]
+    InvalidSettings(String),
+    #[error("invalid project name: {0}")]
+    InvalidName(String),
+    #[error("control database schema version {0} is newer than this binary understands")]
+    FutureSchema(i64),
+    #[error("password hashing: {0}")]
+    Hash(String),
+}
+
+pub type Result<T, E = ControlError> = std::result::Result<T, E>;
+
+/// A project as the rest of the system sees it. The API secret is never part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: String,
+    /// Public ingestion token (as Mixpanel's project token).
+    pub token: String,
+    pub created_ms: i64,
+}
+
+/// Returned once, at creation: the only time the API secret is visible.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedProject {
+    #[serde(flatten)]
+    pub project: Project,
+    pub api_secret: String,
+}
+
+/// The control-plane access layer.
+pub trait ControlPlane: Send + Sync {
+    fn create_project(&self, name: &str) -> Result<CreatedProject>;
+    fn list_projects(&self) -> Result<Vec<Project>>;
+    fn project(&self, id: ProjectId) -> Result<Option<Project>>;
+    fn project_by_token(&self, token: &str) -> Result<Option<Project>>;
+    /// The project whose API secret this is, if any (argon2-verified).
+    fn project_by_secret(&self, secret: &str) -> Result<Option<Project>>;
+    fn settings(&self, id: ProjectId) -> Result<(u32, ProjectSettings)>;
+    /// Stores a new settings version; returns its number.
+    fn update_settings(&self, id: ProjectId, settings: &ProjectSettings) -> Result<u32>;
+    /// The project's key, wrapped by the master key.
+    fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>>;
+}

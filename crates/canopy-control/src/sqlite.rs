@@ -1,0 +1,290 @@
+//! The SQLite implementation of the control plane. Opened by the server and, concurrently, by
+//! CLI commands (WAL journal mode, busy timeout).
+
+use crate::secrets::{hash_secret, secret_id, verify_secret, SECRET_ID_LEN};
+use crate::{
+    ControlError, ControlPlane, CreatedProject, Project, ProjectSettings, Result, generate_secret,
+    generate_token,
+};
+use canopy_crypto::{Key, MasterKey};
+use canopy_types::ProjectId;
+use parking::Mutex;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod parking {
+    pub use std::sync::Mutex;
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const MIGRATION_1: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE projects (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL,
+    token         TEXT NOT NULL UNIQUE,
+    secret_id     TEXT NOT NULL,
+    secret_hash   TEXT NOT NULL,
+    wrapped_key   BLOB NOT NULL,
+    created_ms    INTEGER NOT NULL
+);
+CREATE INDEX projects_secret_id ON projects(secret_id);
+CREATE TABLE project_settings (
+    project_id    INTEGER NOT NULL REFERENCES projects(id),
+    version       INTEGER NOT NULL,
+    settings      TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    PRIMARY KEY (project_id, version)
+);
+";
+
+/// SQLite-backed control plane.
+#[derive(Debug)]
+pub struct SqliteControl {
+    conn: Mutex<Connection>,
+    master: Arc<MasterKey>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl SqliteControl {
+    /// Opens `control.db` in `data_dir`, migrating it, and checks the master key before
+    /// anything else is read.
+    pub fn open(data_dir: &Path, master: Arc<MasterKey>) -> Result<Self> {
+        let conn = Connection::open(data_dir.join("control.db"))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(ControlError::FutureSchema(version));
+        }
+        if version < 1 {
+            conn.execute_batch(&format!(
+                "BEGIN; {MIGRATION_1} PRAGMA user_version = 1; COMMIT;"
+            ))?;
+        }
+        let stored: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'master_key_check'", [], |r| r.get(0))
+            .optional()?;
+        match stored {
+            Some(check) if !master.verify_check_value(&check) => {
+                return Err(ControlError::WrongMasterKey);
+            }
+            Some(_) => {}
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('master_key_check', ?1)",
+                    params![master.check_value()?],
+                )?;
+            }
+        }
+        Ok(Self { conn: Mutex::new(conn), master })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+        // back), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    fn row_to_project(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
+        Ok(Project {
+            id: ProjectId(r.get::<_, i64>(0)? as u64),
+            name: r.get(1)?,
+            token: r.get(2)?,
+            created_ms: r.get(3)?,
+        })
+    }
+}
+
+const PROJECT_COLUMNS: &str = "id, name, token, created_ms";
+
+fn key_purpose(id: u64) -> String {
+    format!("project:{id}")
+}
+
+impl ControlPlane for SqliteControl {
+    fn create_project(&self, name: &str) -> Result<CreatedProject> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(ControlError::InvalidName("must be 1 to 200 characters".into()));
+        }
+        let token = generate_token();
+        let secret = generate_secret();
+        let hash = hash_secret(&secret)?;
+        let created_ms = now_ms();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM projects", [], |r| r.get(0))?;
+        let wrapped = self.master.key().wrap(&Key::generate(), &key_purpose(id as u64))?;
+        tx.execute(
+            "INSERT INTO projects (id, name, token, secret_id, secret_hash, wrapped_key, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![id, name, token, &secret[..SECRET_ID_LEN], hash, wrapped.as_bytes(), created_ms],
+        )?;
+        let settings = serde_json::to_string(&ProjectSettings::default())
+            .map_err(|e| ControlError::InvalidSettings(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO project_settings (project_id, version, settings, created_ms) VALUES (?1, 1, ?2, ?3)",
+            params![id, settings, created_ms],
+        )?;
+        tx.commit()?;
+        Ok(CreatedProject {
+            project: Project { id: ProjectId(id as u64), name: name.to_string(), token, created_ms },
+            api_secret: secret,
+        })
+    }
+
+    fn list_projects(&self) -> Result<Vec<Project>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"))?;
+        let rows = stmt.query_map([], Self::row_to_project)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn project(&self, id: ProjectId) -> Result<Option<Project>> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
+                params![id.0 as i64],
+                Self::row_to_project,
+            )
+            .optional()?)
+    }
+
+    fn project_by_token(&self, token: &str) -> Result<Option<Project>> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE token = ?1"),
+                params![token],
+                Self::row_to_project,
+            )
+            .optional()?)
+    }
+
+    fn project_by_secret(&self, secret: &str) -> Result<Option<Project>> {
+        let Some(sid) = secret_id(secret) else { return Ok(None) };
+        let candidates: Vec<(Project, String)> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {PROJECT_COLUMNS}, secret_hash FROM projects WHERE secret_id = ?1"
+            ))?;
+            let rows = stmt.query_map(params![sid], |r| Ok((Self::row_to_project(r)?, r.get(4)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        // Hash verification runs without the connection lock held: it is deliberately slow.
+        Ok(candidates.into_iter().find(|(_, h)| verify_secret(secret, h)).map(|(p, _)| p))
+    }
+
+    fn settings(&self, id: ProjectId) -> Result<(u32, ProjectSettings)> {
+        let conn = self.conn();
+        let row: Option<(u32, String)> = conn
+            .query_row(
+                "SELECT version, settings FROM project_settings WHERE project_id = ?1
+                 ORDER BY version DESC LIMIT 1",
+                params![id.0 as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (v, json) = row.ok_or(ControlError::NoSuchProject(id.0))?;
+        let s = serde_json::from_str(&json).map_err(|e| ControlError::InvalidSettings(e.to_string()))?;
+        Ok((v, s))
+    }
+
+    fn update_settings(&self, id: ProjectId, settings: &ProjectSettings) -> Result<u32> {
+        settings.validate()?;
+        let json = serde_json::to_string(settings).map_err(|e| ControlError::InvalidSettings(e.to_string()))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current: Option<u32> = tx
+            .query_row(
+                "SELECT MAX(version) FROM project_settings WHERE project_id = ?1",
+                params![id.0 as i64],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let next = current.ok_or(ControlError::NoSuchProject(id.0))? + 1;
+        tx.execute(
+            "INSERT INTO project_settings (project_id, version, settings, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![id.0 as i64, next, json, now_ms()],
+        )?;
+        tx.commit()?;
+        Ok(next)
+    }
+
+    fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>> {
+        let conn = self.conn();
+        conn.query_row("SELECT wrapped_key FROM projects WHERE id = ?1", params![id.0 as i64], |r| r.get(0))
+            .optional()?
+            .ok_or(ControlError::NoSuchProject(id.0))
+    }
+}
+
+pub(crate) fn unwrap_project_key(master: &MasterKey, id: u64, wrapped: &[u8]) -> Result<Key> {
+    let w = canopy_crypto::WrappedKey::from_bytes(wrapped)?;
+    Ok(master.key().unwrap_key(&w, &key_purpose(id))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canopy_crypto::MasterKeySource;
+
+    fn master() -> Arc<MasterKey> {
+        Arc::new(MasterKey::from_key(Key::generate(), MasterKeySource::Env))
+    }
+
+    #[test]
+    fn projects_are_created_found_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteControl::open(dir.path(), master()).unwrap();
+        let a = c.create_project("Kids app").unwrap();
+        let b = c.create_project("Other").unwrap();
+        assert_ne!(a.project.id, b.project.id);
+        assert_eq!(c.project_by_token(&a.project.token).unwrap(), Some(a.project.clone()));
+        assert_eq!(c.project_by_secret(&a.api_secret).unwrap(), Some(a.project.clone()));
+        assert_eq!(c.project_by_secret(&b.api_secret).unwrap(), Some(b.project.clone()));
+        assert_eq!(c.project_by_secret(&generate_secret()).unwrap(), None);
+        assert_eq!(c.list_projects().unwrap().len(), 2);
+        assert!(c.create_project("  ").is_err());
+    }
+
+    #[test]
+    fn settings_are_versioned_and_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteControl::open(dir.path(), master()).unwrap();
+        let p = c.create_project("x").unwrap().project;
+        let (v, s) = c.settings(p.id).unwrap();
+        assert_eq!((v, s.timezone.as_str()), (1, "UTC"));
+        let s2 = ProjectSettings { timezone: "Asia/Kolkata".into(), ..s };
+        assert_eq!(c.update_settings(p.id, &s2).unwrap(), 2);
+        assert_eq!(c.settings(p.id).unwrap(), (2, s2));
+        let bad = ProjectSettings { timezone: "not a zone".into(), ..Default::default() };
+        assert!(c.update_settings(p.id, &bad).is_err());
+    }
+
+    #[test]
+    fn wrong_master_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteControl::open(dir.path(), master()).unwrap().create_project("x").unwrap();
+        let err = SqliteControl::open(dir.path(), master()).unwrap_err();
+        assert!(matches!(err, ControlError::WrongMasterKey));
+    }
+}
