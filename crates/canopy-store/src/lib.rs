@@ -62,3 +62,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.display().to_string(), source }
 }
+
+#[cfg(test)]
+mod tests;
