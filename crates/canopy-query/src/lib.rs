@@ -1,1 +1,36 @@
-//! placeholder
+//! Queries over the store: Apache DataFusion registered over a project's encrypted segments
+//! plus the not-yet-flushed tail (`table.rs`), so an acknowledged event is queryable at once;
+//! and the Mixpanel-compatible raw export (`export.rs`, `ndjson.rs`, `where_expr.rs`).
+//!
+//! Life of a query: the server asks [`QueryEngine`] for a plan; `table.rs` takes a store
+//! snapshot (segments + tail chunks, never both for one record), unwraps each segment's data
+//! key for `keys.rs`' decryption factory, and unions a Parquet scan with the tail's batches.
+
+mod export;
+mod keys;
+mod ndjson;
+mod table;
+mod tail;
+pub mod where_expr;
+
+pub use export::{ExportBackend, ExportRequest, ExportStream};
+pub use table::{CanopyTable, QueryEngine};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Store(#[from] canopy_store::StoreError),
+    #[error("query engine: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("columns: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("invalid `where` expression: {0}")]
+    Where(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;

@@ -19,8 +19,26 @@ use std::sync::Arc;
 
 use crate::Result;
 
-/// Prefix of typed property columns.
+/// Prefix of typed property columns. The full name is `p.<t>.<property>` where `<t>` is `s`
+/// (Utf8), `n` (Float64) or `b` (Boolean): a property sent as a number in one segment and as
+/// text in another gets two columns, so no segment's values are ever cast.
 pub const PROPERTY_COLUMN_PREFIX: &str = "p.";
+
+/// The property name of a typed column, if `column` is one.
+pub fn property_of_column(column: &str) -> Option<&str> {
+    let rest = column.strip_prefix(PROPERTY_COLUMN_PREFIX)?;
+    let (t, name) = rest.split_at_checked(2)?;
+    matches!(t, "s." | "n." | "b.").then_some(name)
+}
+
+fn typed_column_name(kind: Kind, property: &str) -> String {
+    let t = match kind {
+        Kind::Str => 's',
+        Kind::Num => 'n',
+        Kind::Bool => 'b',
+    };
+    format!("{PROPERTY_COLUMN_PREFIX}{t}.{property}")
+}
 /// The fixed columns of the events table, in order.
 pub const EVENT_FIXED_COLUMNS: [&str; 7] =
     ["time", "person", "distinct_id", "event", "insert_id", "received", "props_other"];
@@ -195,13 +213,13 @@ pub fn events_to_batch(events: &[&Event]) -> Result<RecordBatch> {
         Arc::new(TimestampMillisecondArray::from(received).with_timezone("UTC")),
         Arc::new(other.finish()),
     ];
-    for ((key, _), b) in typed.iter().zip(builders) {
+    for ((key, kind), b) in typed.iter().zip(builders) {
         let (dt, arr): (DataType, ArrayRef) = match b {
             TypedBuilder::Str(mut b) => (DataType::Utf8, Arc::new(b.finish())),
             TypedBuilder::Num(mut b) => (DataType::Float64, Arc::new(b.finish())),
             TypedBuilder::Bool(mut b) => (DataType::Boolean, Arc::new(b.finish())),
         };
-        fields.push(Field::new(format!("{PROPERTY_COLUMN_PREFIX}{key}"), dt, true));
+        fields.push(Field::new(typed_column_name(*kind, key), dt, true));
         columns.push(arr);
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
@@ -227,7 +245,7 @@ pub fn batch_to_events(batch: &RecordBatch, project: ProjectId) -> Result<Vec<Ev
         .fields()
         .iter()
         .zip(batch.columns())
-        .filter_map(|(f, c)| f.name().strip_prefix(PROPERTY_COLUMN_PREFIX).map(|k| (k, c)))
+        .filter_map(|(f, c)| property_of_column(f.name()).map(|k| (k, c)))
         .collect();
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
@@ -305,8 +323,10 @@ mod tests {
         ];
         let refs: Vec<&Event> = events.iter().collect();
         let batch = events_to_batch(&refs).unwrap();
-        assert!(batch.schema().field_with_name("p.plan").is_ok());
-        assert_eq!(batch.schema().field_with_name("p.n").unwrap().data_type(), &DataType::Float64);
+        assert!(batch.schema().fields().iter().any(|f| property_of_column(f.name()) == Some("plan")));
+        assert_eq!(batch.schema().field_with_name("p.n.n").unwrap().data_type(), &DataType::Float64);
+        assert_eq!(property_of_column("p.s.a.b"), Some("a.b"));
+        assert_eq!(property_of_column("p.x"), None);
         let back = batch_to_events(&batch, ProjectId(1)).unwrap();
         assert_eq!(back, events);
     }

@@ -94,5 +94,9 @@ pub(crate) fn new_segment(
     let bytes = write_segment(&inner.config.data_dir.join(&file), batches, &key, id)?;
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
     metrics::counter!("canopy_store_segments_written_total").increment(1);
-    Ok(SegmentMeta { id, partition, file, rows, bytes, min_time_ms, max_time_ms, wrapped_key: wrapped })
+    let schema = Arc::new(std::sync::OnceLock::new());
+    if let Some(b) = batches.first() {
+        let _ = schema.set(b.schema());
+    }
+    Ok(SegmentMeta { id, partition, file, rows, bytes, min_time_ms, max_time_ms, wrapped_key: wrapped, schema })
 }

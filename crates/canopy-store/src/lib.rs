@@ -23,7 +23,7 @@ mod segment;
 mod store;
 mod tail;
 
-pub use columns::{EVENT_FIXED_COLUMNS, PROPERTY_COLUMN_PREFIX, batch_to_events, events_to_batch};
+pub use columns::{EVENT_FIXED_COLUMNS, PROPERTY_COLUMN_PREFIX, batch_to_events, events_to_batch, property_of_column};
 pub use layout::{Month, Table};
 pub use manifest::SegmentMeta;
 pub use profiles::{batch_to_profiles, profiles_to_batch};

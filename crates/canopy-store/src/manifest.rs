@@ -7,10 +7,12 @@ use crate::{Result, StoreError, io_err};
 use canopy_crypto::WrappedKey;
 use canopy_types::ProjectId;
 use serde::{Deserialize, Serialize};
+use arrow::datatypes::SchemaRef;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 /// A live segment, as the rest of the system sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SegmentMeta {
     pub id: u64,
     pub partition: Partition,
@@ -21,6 +23,9 @@ pub struct SegmentMeta {
     pub min_time_ms: i64,
     pub max_time_ms: i64,
     pub wrapped_key: WrappedKey,
+    /// The Arrow schema, known after writing or after the first footer read (not persisted:
+    /// the footer is the source of truth).
+    pub schema: Arc<OnceLock<SchemaRef>>,
 }
 
 /// The whole manifest, in memory.
@@ -97,6 +102,7 @@ impl Manifest {
                 min_time_ms: s.min_time_ms,
                 max_time_ms: s.max_time_ms,
                 wrapped_key: WrappedKey::from_hex(&s.wrapped_key)?,
+                schema: Arc::default(),
             });
         }
         Ok(Some(Manifest {

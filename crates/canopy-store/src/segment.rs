@@ -67,6 +67,14 @@ pub fn segment_decryption_properties(
         .build()?)
 }
 
+/// Reads only a segment's footer, for its schema.
+pub fn read_segment_schema(path: &Path, key: &Key, segment_id: u64) -> Result<arrow::datatypes::SchemaRef> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let options = ArrowReaderOptions::new()
+        .with_file_decryption_properties(segment_decryption_properties(key, segment_id)?);
+    Ok(ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)?.schema().clone())
+}
+
 /// Reads a whole segment.
 pub fn read_segment(path: &Path, key: &Key, segment_id: u64) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(io_err(path))?;

@@ -281,6 +281,17 @@ impl Store {
         Ok(pk.unwrap_key(&segment.wrapped_key, &segment_key_purpose(segment.id))?)
     }
 
+    /// A segment's Arrow schema (from memory, or from its footer the first time).
+    pub fn segment_schema(&self, segment: &SegmentMeta) -> Result<arrow::datatypes::SchemaRef> {
+        if let Some(s) = segment.schema.get() {
+            return Ok(s.clone());
+        }
+        let key = self.segment_key(segment)?;
+        let schema = crate::segment::read_segment_schema(&self.segment_path(segment), &key, segment.id)?;
+        let _ = segment.schema.set(schema.clone());
+        Ok(schema)
+    }
+
     pub fn segment_path(&self, segment: &SegmentMeta) -> PathBuf {
         self.inner.config.data_dir.join(&segment.file)
     }

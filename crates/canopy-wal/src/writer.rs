@@ -51,9 +51,34 @@ impl WalConfig {
     }
 }
 
+/// How the writer reports back: to an async task, or to a thread that blocks (which works
+/// from inside a runtime too, unlike `blocking_recv`).
+enum Ack<T> {
+    Async(oneshot::Sender<Result<T>>),
+    Sync(std::sync::mpsc::SyncSender<Result<T>>),
+}
+
+impl<T> Ack<T> {
+    fn send(self, v: Result<T>) {
+        match self {
+            Ack::Async(tx) => {
+                let _ = tx.send(v);
+            }
+            Ack::Sync(tx) => {
+                let _ = tx.send(v);
+            }
+        }
+    }
+}
+
+fn sync_ack<T>() -> (Ack<T>, std::sync::mpsc::Receiver<Result<T>>) {
+    let (tx, rx) = sync_channel(1);
+    (Ack::Sync(tx), rx)
+}
+
 enum Command {
-    Append { project: ProjectId, records: Vec<Record>, done: oneshot::Sender<Result<()>> },
-    Rotate { done: oneshot::Sender<Result<WalFileId>> },
+    Append { project: ProjectId, records: Vec<Record>, done: Ack<()> },
+    Rotate { done: Ack<WalFileId> },
 }
 
 /// Handle to the WAL. Cloning is cheap; dropping the last handle stops the writer.
@@ -109,6 +134,7 @@ impl Wal {
     /// Appends `records` of one project; resolves once they are durable and in the sink.
     pub async fn append(&self, project: ProjectId, records: Vec<Record>) -> Result<()> {
         let (done, rx) = oneshot::channel();
+        let done = Ack::Async(done);
         match self.tx.try_send(Command::Append { project, records, done }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(WalError::Overloaded),
@@ -120,18 +146,18 @@ impl Wal {
     /// Blocking form of [`Wal::append`] for callers outside an async runtime; waits for queue
     /// space instead of failing when the queue is full.
     pub fn append_blocking(&self, project: ProjectId, records: Vec<Record>) -> Result<()> {
-        let (done, rx) = oneshot::channel();
+        let (done, rx) = sync_ack();
         self.tx
             .send(Command::Append { project, records, done })
             .map_err(|_| WalError::Stopped)?;
-        rx.blocking_recv().map_err(|_| WalError::Stopped)?
+        rx.recv().map_err(|_| WalError::Stopped)?
     }
 
     /// Closes the current file and starts the next; returns the closed file's sequence.
     pub fn rotate_blocking(&self) -> Result<WalFileId> {
-        let (done, rx) = oneshot::channel();
+        let (done, rx) = sync_ack();
         self.tx.send(Command::Rotate { done }).map_err(|_| WalError::Stopped)?;
-        rx.blocking_recv().map_err(|_| WalError::Stopped)?
+        rx.recv().map_err(|_| WalError::Stopped)?
     }
 
     /// Deletes WAL files whose records are all in segments (sequence ≤ `upto`).
@@ -193,7 +219,7 @@ impl CurrentFile {
 
 struct Pending {
     records: Vec<Record>,
-    done: oneshot::Sender<Result<()>>,
+    done: Ack<()>,
 }
 
 fn writer_loop(
@@ -207,7 +233,7 @@ fn writer_loop(
     let mut batch: Vec<Pending> = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
-        let mut rotate: Option<oneshot::Sender<Result<WalFileId>>> = None;
+        let mut rotate: Option<Ack<WalFileId>> = None;
         buf.clear();
         let mut new_keys = false;
         // Gather everything that is already waiting: one fsync for all of it.
@@ -219,9 +245,7 @@ fn writer_loop(
                             new_keys |= created_key;
                             batch.push(Pending { records, done });
                         }
-                        Err(e) => {
-                            let _ = done.send(Err(e));
-                        }
+                        Err(e) => done.send(Err(e)),
                     }
                 }
                 Command::Rotate { done } => {
@@ -239,13 +263,13 @@ fn writer_loop(
             Ok(()) => {
                 for p in batch.drain(..) {
                     sink.apply(p.records, current.seq);
-                    let _ = p.done.send(Ok(()));
+                    p.done.send(Ok(()));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "WAL write failed; refusing the batch");
                 for p in batch.drain(..) {
-                    let _ = p.done.send(Err(WalError::Format(format!("WAL write failed: {e}"))));
+                    p.done.send(Err(WalError::Format(format!("WAL write failed: {e}"))));
                 }
             }
         }
@@ -258,7 +282,7 @@ fn writer_loop(
                 closed
             });
             if let Some(done) = rotate {
-                let _ = done.send(result);
+                done.send(result);
             } else if let Err(e) = result {
                 tracing::error!(error = %e, "WAL rotation failed");
             }

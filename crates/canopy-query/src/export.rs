@@ -1,0 +1,83 @@
+//! Raw event export (Mixpanel `/api/2.0/export`): a stream of NDJSON chunks.
+
+use crate::ndjson::EventColumns;
+use crate::table::QueryEngine;
+use crate::where_expr::{self, Expr as WhereExpr};
+use crate::{QueryError, Result};
+use async_trait::async_trait;
+use canopy_types::ProjectId;
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{col, lit};
+use futures::stream::{BoxStream, StreamExt};
+
+#[derive(Debug, Clone, Default)]
+pub struct ExportRequest {
+    pub project: ProjectId,
+    /// Inclusive start, ms since the epoch.
+    pub from_ms: i64,
+    /// Exclusive end, ms since the epoch.
+    pub to_ms: i64,
+    /// Only these event names, when non-empty.
+    pub events: Vec<String>,
+    /// A segmentation expression, as Mixpanel's `where`.
+    pub where_expr: Option<String>,
+    pub limit: Option<usize>,
+    pub time_in_ms: bool,
+}
+
+pub type ExportStream = BoxStream<'static, Result<bytes::Bytes>>;
+
+/// The export contract every storage backend implements (ClickHouse will, too).
+#[async_trait]
+pub trait ExportBackend: Send + Sync {
+    async fn export(&self, request: ExportRequest) -> Result<ExportStream>;
+}
+
+#[async_trait]
+impl ExportBackend for QueryEngine {
+    async fn export(&self, req: ExportRequest) -> Result<ExportStream> {
+        if req.to_ms <= req.from_ms {
+            return Err(QueryError::Invalid("to_date must not be before from_date".into()));
+        }
+        let filter: Option<WhereExpr> = match &req.where_expr {
+            Some(w) if !w.trim().is_empty() => Some(where_expr::parse(w).map_err(QueryError::Where)?),
+            _ => None,
+        };
+        let ctx = self.context(req.project, Some((req.from_ms, req.to_ms)))?;
+        let ts = |ms: i64| lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())));
+        let mut df = ctx
+            .table("events")
+            .await?
+            .filter(col("time").gt_eq(ts(req.from_ms)).and(col("time").lt(ts(req.to_ms))))?;
+        if !req.events.is_empty() {
+            df = df.filter(col("event").in_list(req.events.iter().map(|e| lit(e.as_str())).collect(), false))?;
+        }
+        if filter.is_none() && let Some(n) = req.limit {
+            df = df.limit(0, Some(n))?;
+        }
+        let stream = df.execute_stream().await?;
+        let time_in_ms = req.time_in_ms;
+        let mut remaining = req.limit.unwrap_or(usize::MAX);
+        let out = stream
+            .map(move |batch| -> Result<bytes::Bytes> {
+                let batch = batch?;
+                let cols = EventColumns::new(&batch)?;
+                let mut buf = Vec::with_capacity(batch.num_rows() * 200);
+                for row in 0..batch.num_rows() {
+                    if remaining == 0 {
+                        break;
+                    }
+                    if let Some(f) = &filter
+                        && !where_expr::matches(f, &cols.properties(row))
+                    {
+                        continue;
+                    }
+                    cols.write_row(row, time_in_ms, &mut buf);
+                    remaining -= 1;
+                }
+                Ok(bytes::Bytes::from(buf))
+            })
+            .boxed();
+        Ok(out)
+    }
+}

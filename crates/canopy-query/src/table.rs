@@ -1,0 +1,186 @@
+//! A project's events (or profile updates) as a DataFusion table.
+
+use crate::keys::SegmentKeys;
+use crate::tail::{align, chunk_batch};
+use crate::{QueryError, Result};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use canopy_store::{SegmentMeta, Snapshot, Store, Table, segment_decryption_properties};
+use canopy_types::ProjectId;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use object_store::path::Path as ObjectPath;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Builds query contexts over the store.
+#[derive(Debug, Clone)]
+pub struct QueryEngine {
+    store: Store,
+    target_partitions: usize,
+}
+
+impl QueryEngine {
+    pub fn new(store: Store) -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self { store, target_partitions: cores }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A session with `events` and `profile_updates` registered for `project`, over a snapshot
+    /// restricted to segments overlapping `[from_ms, to_ms)` (when given).
+    pub fn context(&self, project: ProjectId, time_range: Option<(i64, i64)>) -> Result<SessionContext> {
+        let config = SessionConfig::new()
+            .with_target_partitions(self.target_partitions)
+            .with_batch_size(32 * 1024)
+            .set_bool("datafusion.optimizer.enable_leaf_expression_pushdown", false);
+        let ctx = SessionContext::new_with_config(config);
+        let mut snapshot = self.store.snapshot(project);
+        if let Some((from, to)) = time_range {
+            snapshot.segments.retain(|s| s.max_time_ms >= from && s.min_time_ms < to);
+        }
+        for table in Store::tables() {
+            let provider = CanopyTable::new(&self.store, &snapshot, table)?;
+            ctx.register_table(table.as_str(), Arc::new(provider))?;
+        }
+        Ok(ctx)
+    }
+}
+
+/// One table of one project, frozen at a snapshot.
+#[derive(Debug)]
+pub struct CanopyTable {
+    schema: SchemaRef,
+    /// (absolute path, size) of each segment file.
+    files: Vec<(String, u64)>,
+    keys: Arc<SegmentKeys>,
+    tail: Vec<arrow::record_batch::RecordBatch>,
+}
+
+impl CanopyTable {
+    pub fn new(store: &Store, snapshot: &Snapshot, table: Table) -> Result<Self> {
+        let segments: Vec<&Arc<SegmentMeta>> =
+            snapshot.segments.iter().filter(|s| s.partition.table == table).collect();
+        let mut schemas = Vec::new();
+        let mut files = Vec::new();
+        let mut by_path = HashMap::new();
+        for s in &segments {
+            schemas.push(store.segment_schema(s)?);
+            let path = store.segment_path(s);
+            let path = path.canonicalize().unwrap_or(path);
+            let text = path.to_string_lossy().into_owned();
+            let key = store.segment_key(s)?;
+            by_path.insert(ObjectPath::from(text.as_str()), segment_decryption_properties(&key, s.id)?);
+            files.push((text, s.bytes));
+        }
+        let mut tail_raw = Vec::new();
+        for chunk in &snapshot.tail {
+            if let Some(b) = chunk_batch(chunk, table)? {
+                schemas.push(b.schema());
+                tail_raw.push(b);
+            }
+        }
+        let schema = merge_schemas(&schemas, table);
+        let tail = tail_raw.iter().map(|b| align(b, &schema)).collect::<Result<Vec<_>>>()?;
+        Ok(Self { schema, files, keys: Arc::new(SegmentKeys::new(by_path)), tail })
+    }
+}
+
+/// The union of segment schemas: fixed columns first, then typed properties by name. A
+/// property typed differently in different segments is read as text.
+fn merge_schemas(schemas: &[SchemaRef], table: Table) -> SchemaRef {
+    let base = match table {
+        Table::Events => canopy_store::events_to_batch(&[]).map(|b| b.schema()),
+        Table::ProfileUpdates => canopy_store::profiles_to_batch(&[]).map(|b| b.schema()),
+    };
+    let base = base.unwrap_or_else(|_| Arc::new(Schema::empty()));
+    let fixed: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut props: BTreeMap<String, DataType> = BTreeMap::new();
+    for s in schemas {
+        for f in s.fields() {
+            if base.field_with_name(f.name()).is_ok() {
+                continue;
+            }
+            props
+                .entry(f.name().clone())
+                .and_modify(|t| {
+                    if t != f.data_type() {
+                        *t = DataType::Utf8;
+                    }
+                })
+                .or_insert_with(|| f.data_type().clone());
+        }
+    }
+    let mut fields = fixed;
+    fields.extend(props.into_iter().map(|(n, t)| Field::new(n, t, true)));
+    Arc::new(Schema::new(fields))
+}
+
+#[async_trait]
+impl TableProvider for CanopyTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !self.files.is_empty() {
+            let partitions = state.config().target_partitions().max(1);
+            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(self.files.len())];
+            // Spread files by size so partitions do similar work.
+            let mut order: Vec<&(String, u64)> = self.files.iter().collect();
+            order.sort_by_key(|f| std::cmp::Reverse(f.1));
+            let mut load = vec![0u64; groups.len()];
+            for (path, size) in order {
+                let i = (0..groups.len()).min_by_key(|i| load[*i]).unwrap_or(0);
+                load[i] += size;
+                groups[i].push(PartitionedFile::new(path.clone(), *size));
+            }
+            let source = ParquetSource::new(self.schema.clone()).with_encryption_factory(self.keys.clone());
+            let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+                .with_file_groups(groups.into_iter().map(FileGroup::from).collect())
+                .with_projection_indices(projection.cloned())?
+                .build();
+            inputs.push(datafusion::datasource::source::DataSourceExec::from_data_source(config));
+        }
+        if !self.tail.is_empty() {
+            inputs.push(MemorySourceConfig::try_new_exec(&[self.tail.clone()], self.schema.clone(), projection.cloned())?);
+        }
+        if inputs.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        UnionExec::try_new(inputs)
+    }
+}
+
+impl From<QueryError> for datafusion::error::DataFusionError {
+    fn from(e: QueryError) -> Self {
+        datafusion::error::DataFusionError::External(Box::new(e))
+    }
+}
