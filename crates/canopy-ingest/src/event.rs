@@ -95,6 +95,8 @@ pub fn normalize_event(item: Value, ctx: &EventContext<'_>) -> Result<Option<(Op
     // The IP is never stored; geolocation from it is a later, policy-governed step.
     props.remove("ip");
     props.remove("$ip");
+    // Server-derived on export; a re-imported export must not carry a stale copy.
+    props.remove("mp_processing_time_ms");
     if matches!(ctx.endpoint, Endpoint::Import { .. }) {
         props.insert("$import".into(), Value::Bool(true));
     }

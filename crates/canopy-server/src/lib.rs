@@ -1,1 +1,66 @@
-//! placeholder
+//! The HTTP server: Mixpanel-compatible ingestion, export, health and metrics, on axum.
+//!
+//! Life of an event here: `routes.rs` normalizes the path and applies CORS; `ingest_*.rs`
+//! read the bounded body (`request.rs`), decode it with `canopy-ingest`, resolve the token and
+//! the person key (`projects.rs`), and await `Store::append` — which returns only once the
+//! batch is fsync'd in the WAL — before answering in the shape the SDK expects (`respond.rs`).
+//! Errors become HTTP in exactly one place (`error.rs`).
+
+mod aux;
+mod error;
+mod export;
+mod ingest_import;
+mod ingest_profiles;
+mod ingest_track;
+mod observability;
+mod projects;
+mod request;
+mod respond;
+mod routes;
+
+pub use error::ApiError;
+pub use observability::{install_metrics, MetricsHandle};
+pub use projects::{person_key, Projects};
+pub use routes::{router, serve};
+
+use canopy_control::ControlPlane;
+use canopy_ingest::Limits;
+use canopy_query::QueryEngine;
+use canopy_store::Store;
+use canopy_types::Clock;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub projects: Arc<Projects>,
+    pub store: Store,
+    pub engine: QueryEngine,
+    pub limits: Arc<Limits>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Option<MetricsHandle>,
+    /// Bearer token that lets local CLI commands act on any project (file in the data dir).
+    pub admin_token: Option<Arc<String>>,
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(
+        control: Arc<dyn ControlPlane>,
+        keyring: Arc<dyn canopy_crypto::ProjectKeyring>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            projects: Arc::new(Projects::new(control, keyring)),
+            engine: QueryEngine::new(store.clone()),
+            store,
+            limits: Arc::new(Limits::default()),
+            clock,
+            metrics: None,
+            admin_token: None,
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}

@@ -1,1 +1,25 @@
-fn main() {}
+//! `canopy`: the one binary. `serve` runs the server; `demo` runs it with a synthetic kids &
+//! family app dataset; `project`, `import` and `export` work against a running server on the
+//! same data dir (through its local admin token) or, when none runs, start one in-process.
+
+mod cli;
+mod import;
+mod config;
+mod demo;
+mod synth;
+mod local;
+mod server;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The one place where errors become HTTP responses. Messages are client-safe: they never echo
+//! submitted values.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Invalid credentials")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("the server is busy; retry later")]
+    Overloaded,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<canopy_store::StoreError> for ApiError {
+    fn from(e: canopy_store::StoreError) -> Self {
+        if e.is_overload() { ApiError::Overloaded } else { ApiError::Internal(e.to_string()) }
+    }
+}
+
+impl From<canopy_query::QueryError> for ApiError {
+    fn from(e: canopy_query::QueryError) -> Self {
+        match e {
+            canopy_query::QueryError::Where(_) | canopy_query::QueryError::Invalid(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<canopy_control::ControlError> for ApiError {
+    fn from(e: canopy_control::ControlError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code_text) = match &self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "Not Found"),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+            ApiError::Internal(detail) => {
+                // The detail goes to the log (it names files, never personal data), not the client.
+                tracing::error!(error = %detail, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        };
+        let body = json!({"code": status.as_u16(), "error": self.to_string(), "status": code_text});
+        let mut resp = (status, axum::Json(body)).into_response();
+        if matches!(self, ApiError::Overloaded) {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        resp
+    }
+}

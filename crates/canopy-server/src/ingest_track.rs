@@ -1,0 +1,129 @@
+//! `/track`, and the item loop every ingestion endpoint shares.
+
+use crate::projects::{ResolvedProject, person_key};
+use crate::request::{self, RawRequest};
+use crate::respond::{Outcome, ingest_response};
+use crate::{AppState, ApiError};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Request;
+use axum::response::{IntoResponse, Response};
+use canopy_ingest::{Endpoint, EventContext, Params, Reason, Rejection, decode_payload, normalize_event};
+use canopy_types::{ProfileTarget, ProjectId, Record};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+const DAY_MS: i64 = 86_400_000;
+/// Mixpanel's `/track` acceptance window.
+const TRACK_MAX_AGE_MS: i64 = 5 * DAY_MS;
+
+/// Normalizes one item into its token (if it carries one) and a record.
+pub(crate) type Normalizer<'a> =
+    dyn Fn(Value, i64) -> Result<Option<(Option<String>, Record)>, Rejection> + Send + Sync + 'a;
+
+pub(crate) async fn track(State(state): State<AppState>, req: Request<Body>) -> Response {
+    let raw = request::read(req, state.limits.max_body_bytes).await;
+    let limits = state.limits.clone();
+    let normalize = move |item: Value, now_ms: i64| {
+        let ctx = EventContext { endpoint: Endpoint::Track, now_ms, track_max_age_ms: TRACK_MAX_AGE_MS, limits: &limits };
+        Ok(normalize_event(item, &ctx)?.map(|(t, e)| (t, Record::Event(e))))
+    };
+    match process(&state, &raw, "track", &normalize, None).await {
+        Ok((params, outcome)) => ingest_response(&params, &outcome),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Decodes the request and stores every valid item, grouped by project. `fixed` is the
+/// project an authenticated endpoint already knows; otherwise each item's token decides.
+/// Returns `Err` only for server-side failures (overload, storage), never for client input.
+pub(crate) async fn process(
+    state: &AppState,
+    raw: &RawRequest,
+    endpoint: &'static str,
+    normalize: &Normalizer<'_>,
+    fixed: Option<&ResolvedProject>,
+) -> Result<(Params, Outcome), ApiError> {
+    let mut outcome = Outcome::default();
+    let body = match &raw.body {
+        Ok(b) => b.clone(),
+        Err(r) => {
+            count_rejected(endpoint, r.reason, 1);
+            outcome.fatal = Some(r.clone());
+            // The query string still says how to answer (verbose, callback).
+            let params = decode_payload(raw.parts(b""), &state.limits).err().map(|(p, _)| p).unwrap_or_default();
+            return Ok((params, outcome));
+        }
+    };
+    let decoded = match decode_payload(raw.parts(&body), &state.limits) {
+        Ok(d) => d,
+        Err((params, r)) => {
+            count_rejected(endpoint, r.reason, 1);
+            outcome.fatal = Some(r);
+            return Ok((params, outcome));
+        }
+    };
+    let now = state.clock.now_ms();
+    let mut groups: BTreeMap<ProjectId, (ResolvedProject, Vec<Record>)> = BTreeMap::new();
+    for (i, item) in decoded.items.into_iter().enumerate() {
+        let (token, mut record) = match normalize(item, now) {
+            Ok(Some(x)) => x,
+            Ok(None) => continue,
+            Err(r) => {
+                count_rejected(endpoint, r.reason, 1);
+                outcome.rejected.push((i, r));
+                continue;
+            }
+        };
+        let project = match (fixed, token) {
+            (Some(p), _) => p.clone(),
+            (None, None) => {
+                let r = Rejection::new(Reason::MissingToken, "token", "project token missing");
+                count_rejected(endpoint, r.reason, 1);
+                outcome.rejected.push((i, r));
+                continue;
+            }
+            (None, Some(t)) => match state.projects.by_token(&t)? {
+                Some(p) => p,
+                None => {
+                    let r = Rejection::new(Reason::UnknownToken, "token", "unknown project token");
+                    count_rejected(endpoint, r.reason, 1);
+                    outcome.rejected.push((i, r));
+                    continue;
+                }
+            },
+        };
+        assign(&mut record, &project);
+        groups.entry(project.project.id).or_insert_with(|| (project, Vec::new())).1.push(record);
+    }
+    for (id, (_, records)) in groups {
+        let n = records.len();
+        let stored = state.store.append(id, records).await?;
+        outcome.accepted += n;
+        metrics::counter!("canopy_ingest_accepted_total", "endpoint" => endpoint).increment(stored.stored as u64);
+        metrics::counter!("canopy_ingest_duplicates_total", "endpoint" => endpoint).increment(stored.duplicates as u64);
+    }
+    Ok((decoded.params, outcome))
+}
+
+fn assign(record: &mut Record, project: &ResolvedProject) {
+    match record {
+        Record::Event(e) => {
+            e.project = project.project.id;
+            e.person = person_key(&project.person_salt, &e.distinct_id);
+        }
+        Record::Profile(p) => {
+            p.project = project.project.id;
+            p.person = match &p.target {
+                ProfileTarget::User { distinct_id } => person_key(&project.person_salt, distinct_id),
+                ProfileTarget::Group { group_key, group_id } => {
+                    person_key(&project.person_salt, &format!("$group:{group_key}:{group_id}"))
+                }
+            };
+        }
+    }
+}
+
+pub(crate) fn count_rejected(endpoint: &'static str, reason: Reason, n: u64) {
+    metrics::counter!("canopy_ingest_rejected_total", "endpoint" => endpoint, "reason" => reason.label()).increment(n);
+}

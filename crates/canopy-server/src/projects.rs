@@ -1,0 +1,164 @@
+//! Resolving tokens and credentials to projects, with in-memory caches (the control plane is
+//! the source of truth; a project created by the CLI is found on the next cache miss).
+
+use crate::ApiError;
+use base64::Engine;
+use canopy_control::{ControlPlane, Project};
+use canopy_crypto::ProjectKeyring;
+use canopy_types::{PersonKey, ProjectId};
+use parking_lot::RwLock;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a verified secret, or an unknown token, is remembered.
+const SECRET_TTL: Duration = Duration::from_secs(300);
+const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
+/// A project plus what ingestion derives from it.
+#[derive(Debug, Clone)]
+pub struct ResolvedProject {
+    pub project: Project,
+    /// Salt for person keys, derived from the project key (so keys are not guessable).
+    pub person_salt: [u8; 32],
+}
+
+pub struct Projects {
+    control: Arc<dyn ControlPlane>,
+    keyring: Arc<dyn ProjectKeyring>,
+    by_token: RwLock<HashMap<String, (Option<ResolvedProject>, Instant)>>,
+    by_secret: RwLock<HashMap<[u8; 32], (ProjectId, Instant)>>,
+}
+
+impl Projects {
+    pub fn new(control: Arc<dyn ControlPlane>, keyring: Arc<dyn ProjectKeyring>) -> Self {
+        Self { control, keyring, by_token: RwLock::default(), by_secret: RwLock::default() }
+    }
+
+    pub fn control(&self) -> &Arc<dyn ControlPlane> {
+        &self.control
+    }
+
+    fn resolve(&self, project: Project) -> Result<ResolvedProject, ApiError> {
+        let key = self
+            .keyring
+            .project_key(project.id.0)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut h = Sha256::new();
+        h.update(b"canopy-person-key-v1");
+        h.update(key.as_bytes());
+        Ok(ResolvedProject { project, person_salt: h.finalize().into() })
+    }
+
+    /// The project whose public token this is.
+    pub fn by_token(&self, token: &str) -> Result<Option<ResolvedProject>, ApiError> {
+        if let Some((p, at)) = self.by_token.read().get(token) {
+            if p.is_some() || at.elapsed() < NEGATIVE_TTL {
+                return Ok(p.clone());
+            }
+        }
+        if token.len() > 128 {
+            return Ok(None);
+        }
+        let found = match self.control.project_by_token(token)? {
+            Some(p) => Some(self.resolve(p)?),
+            None => None,
+        };
+        let mut cache = self.by_token.write();
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(token.to_string(), (found.clone(), Instant::now()));
+        Ok(found)
+    }
+
+    pub fn by_id(&self, id: ProjectId) -> Result<Option<ResolvedProject>, ApiError> {
+        match self.control.project(id)? {
+            Some(p) => Ok(Some(self.resolve(p)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Authenticates a server-side call (`/import`, export). Accepted, as Mixpanel does:
+    /// Basic `secret:` (project secret); Basic `user:secret` with `project_id` (service-account
+    /// form); Basic `token:` without `project_id` (import only); and `Bearer <admin token>` with
+    /// `project_id` (local CLI).
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        project_id: Option<&str>,
+        admin_token: Option<&str>,
+        allow_token: bool,
+    ) -> Result<ResolvedProject, ApiError> {
+        let auth = authorization.ok_or(ApiError::Unauthorized)?;
+        let wanted = match project_id.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Some(ProjectId(s.parse().map_err(|_| ApiError::BadRequest("project_id must be a number".into()))?)),
+            None => None,
+        };
+        if let Some(bearer) = auth.strip_prefix("Bearer ") {
+            let ok = admin_token.is_some_and(|t| constant_time_eq(t.as_bytes(), bearer.trim().as_bytes()));
+            let id = wanted.ok_or_else(|| ApiError::BadRequest("project_id is required".into()))?;
+            if !ok {
+                return Err(ApiError::Unauthorized);
+            }
+            return self.by_id(id)?.ok_or(ApiError::Unauthorized);
+        }
+        let basic = auth.strip_prefix("Basic ").ok_or(ApiError::Unauthorized)?.trim();
+        // Mixpanel accepts the credentials base64-encoded or in plain text.
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_else(|| basic.to_string());
+        let (user, pass) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
+        let secret = if pass.is_empty() { user } else { pass };
+        if let Some(p) = self.by_secret(secret)? {
+            if wanted.is_some_and(|w| w != p.project.id) {
+                return Err(ApiError::Unauthorized);
+            }
+            return Ok(p);
+        }
+        if allow_token && pass.is_empty() && wanted.is_none() {
+            if let Some(p) = self.by_token(user)? {
+                return Ok(p);
+            }
+        }
+        Err(ApiError::Unauthorized)
+    }
+
+    fn by_secret(&self, secret: &str) -> Result<Option<ResolvedProject>, ApiError> {
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        if let Some((id, at)) = self.by_secret.read().get(&digest) {
+            if at.elapsed() < SECRET_TTL {
+                return self.by_id(*id);
+            }
+        }
+        let Some(project) = self.control.project_by_secret(secret)? else { return Ok(None) };
+        let mut cache = self.by_secret.write();
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(digest, (project.id, Instant::now()));
+        Ok(Some(self.resolve(project)?))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The internal person key of `distinct_id` in a project. Identity resolution (a later stage)
+/// will map merged identities to one key; until then a keyed hash keeps raw ids out of the key.
+pub fn person_key(salt: &[u8; 32], distinct_id: &str) -> PersonKey {
+    if distinct_id.is_empty() {
+        return PersonKey::NONE;
+    }
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(distinct_id.as_bytes());
+    let d = h.finalize();
+    let mut k = [0u8; 8];
+    k.copy_from_slice(&d[..8]);
+    PersonKey(u64::from_le_bytes(k).max(1))
+}

@@ -1,0 +1,42 @@
+//! Reading a request into `canopy_ingest::RequestParts` without trusting its size.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, header};
+use canopy_ingest::{Reason, Rejection};
+
+pub(crate) struct RawRequest {
+    pub query: String,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub authorization: Option<String>,
+    pub body: Result<bytes::Bytes, Rejection>,
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+pub(crate) async fn read(req: Request<Body>, max_body: usize) -> RawRequest {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, max_body).await.map_err(|_| {
+        Rejection::new(Reason::BodyTooLarge, "body", format!("request body exceeds {max_body} bytes"))
+    });
+    RawRequest {
+        query: parts.uri.query().unwrap_or("").to_string(),
+        content_type: header_str(&parts.headers, header::CONTENT_TYPE),
+        content_encoding: header_str(&parts.headers, header::CONTENT_ENCODING),
+        authorization: header_str(&parts.headers, header::AUTHORIZATION),
+        body,
+    }
+}
+
+impl RawRequest {
+    pub(crate) fn parts<'a>(&'a self, body: &'a [u8]) -> canopy_ingest::RequestParts<'a> {
+        canopy_ingest::RequestParts {
+            query: &self.query,
+            content_type: self.content_type.as_deref(),
+            content_encoding: self.content_encoding.as_deref(),
+            body,
+        }
+    }
+}

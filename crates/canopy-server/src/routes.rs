@@ -1,0 +1,62 @@
+//! Router assembly and the serve loop.
+
+use crate::observability::{log_requests, normalize_path};
+use crate::{AppState, aux, export, ingest_import, ingest_profiles, ingest_track};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, header};
+use axum::routing::{any, get};
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use tower::Layer as _;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+pub fn router(state: AppState) -> Router {
+    // Browsers send credentials with tracking XHRs, so CORS must echo the origin (not `*`).
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(86_400));
+    Router::new()
+        .route("/track", any(ingest_track::track))
+        .route("/engage", any(ingest_profiles::engage))
+        .route("/groups", any(ingest_profiles::groups))
+        .route("/import", any(ingest_import::import))
+        .route("/decide", get(aux::decide))
+        .route("/flags", any(aux::flags))
+        .route("/flags/definitions", get(aux::flag_definitions))
+        .route("/flags/{id}/first-time-events", any(aux::record))
+        .route("/settings", get(aux::settings))
+        .route("/record", any(aux::record))
+        .route("/api/2.0/export", get(export::export))
+        .route("/api/query/export", get(export::export))
+        .route("/healthz", get(aux::healthz))
+        .route("/readyz", get(aux::readyz))
+        .route("/metrics", get(aux::metrics))
+        // Bodies are bounded by each handler (and answered the way SDKs expect), not by axum.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(log_requests))
+        .layer(cors)
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then drains requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let flag = state.shutting_down.clone();
+    let app = router(state);
+    let service = tower::util::MapRequestLayer::new(normalize_path::<axum::body::Body>).layer(app);
+    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
+    axum::serve(listener, make)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            flag.store(true, Ordering::SeqCst);
+        })
+        .await
+}
