@@ -59,7 +59,11 @@ impl SqliteControl {
     /// Opens `control.db` in `data_dir`, migrating it, and checks the master key before
     /// anything else is read.
     pub fn open(data_dir: &Path, master: Arc<MasterKey>) -> Result<Self> {
-        let conn = Connection::open(data_dir.join("control.db"))?;
+        let path = data_dir.join("control.db");
+        if path.exists() {
+            Self::verify_master_read_only(&path, &master)?;
+        }
+        let conn = Connection::open(&path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -89,6 +93,27 @@ impl SqliteControl {
             }
         }
         Ok(Self { conn: Mutex::new(conn), master })
+    }
+
+    /// Checks the master key without writing anything, so a wrong key leaves the data dir as
+    /// it was.
+    fn verify_master_read_only(path: &Path, master: &MasterKey) -> Result<()> {
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let has_meta: bool = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'meta'", [], |r| r.get::<_, i64>(0))
+            .map(|n| n > 0)?;
+        if !has_meta {
+            return Ok(());
+        }
+        let stored: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'master_key_check'", [], |r| r.get(0))
+            .optional()?;
+        match stored {
+            Some(check) if !master.verify_check_value(&check) => Err(ControlError::WrongMasterKey),
+            _ => Ok(()),
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

@@ -1,0 +1,138 @@
+//! Test support: runs the real `canopy` binary on a free port against a temporary data dir.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_canopy");
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+}
+
+pub fn key_file(data_dir: &Path) -> PathBuf {
+    let mut s = data_dir.as_os_str().to_owned();
+    s.push(".master.key");
+    PathBuf::from(s)
+}
+
+impl Server {
+    pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn canopy");
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let server_json = data_dir.join("server.json");
+        let url = loop {
+            assert!(Instant::now() < deadline, "server did not start");
+            if let Ok(text) = std::fs::read_to_string(&server_json)
+                && let Ok(v) = serde_json::from_str::<Value>(&text)
+                && v["pid"].as_u64() == Some(u64::from(pid))
+            {
+                break v["url"].as_str().unwrap().to_string();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let s = Server { child, url, data_dir: data_dir.to_path_buf() };
+        while reqwest::blocking::get(format!("{}/readyz", s.url)).map(|r| r.status().as_u16()).ok() != Some(200) {
+            assert!(Instant::now() < deadline, "server not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM: graceful shutdown.
+    pub fn stop(mut self) {
+        self.stop_in_place();
+    }
+
+    fn stop_in_place(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "server exited with {status}");
+    }
+}
+
+impl Drop for Server {
+    /// A failing test must not leave a server behind (it would hold the test's output pipe).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub struct Project {
+    pub id: u64,
+    pub token: String,
+    pub secret: String,
+}
+
+pub fn create_project(data_dir: &Path, name: &str) -> Project {
+    let out = Command::new(BIN)
+        .args(["project", "create", name, "--json", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    Project {
+        id: v["id"].as_u64().unwrap(),
+        token: v["token"].as_str().unwrap().into(),
+        secret: v["api_secret"].as_str().unwrap().into(),
+    }
+}
+
+pub fn export_all(url: &str, secret: &str) -> Vec<Value> {
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{url}/api/2.0/export?from_date=1971-01-01&to_date=2100-01-01"))
+        .basic_auth(secret, Some(""))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.text().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+pub fn now_s() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// Every regular file under `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
