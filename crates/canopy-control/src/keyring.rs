@@ -15,13 +15,21 @@ pub struct ControlKeyring {
 
 impl ControlKeyring {
     pub fn new(control: Arc<SqliteControl>) -> Self {
-        Self { control, cache: RwLock::new(HashMap::new()) }
+        Self {
+            control,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 }
 
 impl ProjectKeyring for ControlKeyring {
     fn project_key(&self, project: u64) -> Result<Key, CryptoError> {
-        if let Some(k) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(&project) {
+        if let Some(k) = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&project)
+        {
             return Ok(k.clone());
         }
         let wrapped = self
@@ -30,7 +38,10 @@ impl ProjectKeyring for ControlKeyring {
             .map_err(|e| CryptoError::MasterKey(format!("project {project} key: {e}")))?;
         let key = unwrap_project_key(self.control.master(), project, &wrapped)
             .map_err(|e| CryptoError::MasterKey(format!("project {project} key: {e}")))?;
-        self.cache.write().unwrap_or_else(|p| p.into_inner()).insert(project, key.clone());
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(project, key.clone());
         Ok(key)
     }
 }

@@ -24,7 +24,9 @@ pub enum ControlError {
     Db(#[from] rusqlite::Error),
     #[error(transparent)]
     Crypto(#[from] canopy_crypto::CryptoError),
-    #[error("the master key does not match the one this data directory was created with; refusing to start (no data was touched)")]
+    #[error(
+        "the master key does not match the one this data directory was created with; refusing to start (no data was touched)"
+    )]
     WrongMasterKey,
     #[error("project {0} not found")]
     NoSuchProject(u64),

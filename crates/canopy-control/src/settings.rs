@@ -15,7 +15,10 @@ pub struct ProjectSettings {
 
 impl Default for ProjectSettings {
     fn default() -> Self {
-        Self { timezone: "UTC".into(), track_max_age_days: 5 }
+        Self {
+            timezone: "UTC".into(),
+            track_max_age_days: 5,
+        }
     }
 }
 
@@ -23,7 +26,10 @@ impl ProjectSettings {
     pub fn validate(&self) -> Result<()> {
         let tz = &self.timezone;
         let plausible = tz == "UTC"
-            || (tz.contains('/') && tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c)));
+            || (tz.contains('/')
+                && tz
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c)));
         if !plausible {
             return Err(ControlError::InvalidSettings(format!(
                 "timezone {tz:?} is not an IANA zone name such as \"UTC\" or \"Asia/Kolkata\""

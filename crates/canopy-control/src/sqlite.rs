@@ -1,7 +1,7 @@
 //! The SQLite implementation of the control plane. Opened by the server and, concurrently, by
 //! CLI commands (WAL journal mode, busy timeout).
 
-use crate::secrets::{hash_secret, secret_id, verify_secret, SECRET_ID_LEN};
+use crate::secrets::{SECRET_ID_LEN, hash_secret, secret_id, verify_secret};
 use crate::{
     ControlError, ControlPlane, CreatedProject, Project, ProjectSettings, Result, generate_secret,
     generate_token,
@@ -78,7 +78,11 @@ impl SqliteControl {
             ))?;
         }
         let stored: Option<Vec<u8>> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'master_key_check'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'master_key_check'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         match stored {
             Some(check) if !master.verify_check_value(&check) => {
@@ -92,23 +96,37 @@ impl SqliteControl {
                 )?;
             }
         }
-        Ok(Self { conn: Mutex::new(conn), master })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            master,
+        })
     }
 
     /// Checks the master key without writing anything, so a wrong key leaves the data dir as
     /// it was.
     fn verify_master_read_only(path: &Path, master: &MasterKey) -> Result<()> {
         use rusqlite::OpenFlags;
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         conn.busy_timeout(Duration::from_secs(10))?;
         let has_meta: bool = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'meta'", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n > 0)?;
         if !has_meta {
             return Ok(());
         }
         let stored: Option<Vec<u8>> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'master_key_check'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'master_key_check'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         match stored {
             Some(check) if !master.verify_check_value(&check) => Err(ControlError::WrongMasterKey),
@@ -146,7 +164,9 @@ impl ControlPlane for SqliteControl {
     fn create_project(&self, name: &str) -> Result<CreatedProject> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
-            return Err(ControlError::InvalidName("must be 1 to 200 characters".into()));
+            return Err(ControlError::InvalidName(
+                "must be 1 to 200 characters".into(),
+            ));
         }
         let token = generate_token();
         let secret = generate_secret();
@@ -154,8 +174,13 @@ impl ControlPlane for SqliteControl {
         let created_ms = now_ms();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM projects", [], |r| r.get(0))?;
-        let wrapped = self.master.key().wrap(&Key::generate(), &key_purpose(id as u64))?;
+        let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM projects", [], |r| {
+            r.get(0)
+        })?;
+        let wrapped = self
+            .master
+            .key()
+            .wrap(&Key::generate(), &key_purpose(id as u64))?;
         tx.execute(
             "INSERT INTO projects (id, name, token, secret_id, secret_hash, wrapped_key, created_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -169,14 +194,21 @@ impl ControlPlane for SqliteControl {
         )?;
         tx.commit()?;
         Ok(CreatedProject {
-            project: Project { id: ProjectId(id as u64), name: name.to_string(), token, created_ms },
+            project: Project {
+                id: ProjectId(id as u64),
+                name: name.to_string(),
+                token,
+                created_ms,
+            },
             api_secret: secret,
         })
     }
 
     fn list_projects(&self) -> Result<Vec<Project>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"
+        ))?;
         let rows = stmt.query_map([], Self::row_to_project)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -204,17 +236,23 @@ impl ControlPlane for SqliteControl {
     }
 
     fn project_by_secret(&self, secret: &str) -> Result<Option<Project>> {
-        let Some(sid) = secret_id(secret) else { return Ok(None) };
+        let Some(sid) = secret_id(secret) else {
+            return Ok(None);
+        };
         let candidates: Vec<(Project, String)> = {
             let conn = self.conn();
             let mut stmt = conn.prepare(&format!(
                 "SELECT {PROJECT_COLUMNS}, secret_hash FROM projects WHERE secret_id = ?1"
             ))?;
-            let rows = stmt.query_map(params![sid], |r| Ok((Self::row_to_project(r)?, r.get(4)?)))?;
+            let rows =
+                stmt.query_map(params![sid], |r| Ok((Self::row_to_project(r)?, r.get(4)?)))?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
         // Hash verification runs without the connection lock held: it is deliberately slow.
-        Ok(candidates.into_iter().find(|(_, h)| verify_secret(secret, h)).map(|(p, _)| p))
+        Ok(candidates
+            .into_iter()
+            .find(|(_, h)| verify_secret(secret, h))
+            .map(|(p, _)| p))
     }
 
     fn settings(&self, id: ProjectId) -> Result<(u32, ProjectSettings)> {
@@ -228,13 +266,15 @@ impl ControlPlane for SqliteControl {
             )
             .optional()?;
         let (v, json) = row.ok_or(ControlError::NoSuchProject(id.0))?;
-        let s = serde_json::from_str(&json).map_err(|e| ControlError::InvalidSettings(e.to_string()))?;
+        let s = serde_json::from_str(&json)
+            .map_err(|e| ControlError::InvalidSettings(e.to_string()))?;
         Ok((v, s))
     }
 
     fn update_settings(&self, id: ProjectId, settings: &ProjectSettings) -> Result<u32> {
         settings.validate()?;
-        let json = serde_json::to_string(settings).map_err(|e| ControlError::InvalidSettings(e.to_string()))?;
+        let json = serde_json::to_string(settings)
+            .map_err(|e| ControlError::InvalidSettings(e.to_string()))?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let current: Option<u32> = tx
@@ -256,9 +296,13 @@ impl ControlPlane for SqliteControl {
 
     fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>> {
         let conn = self.conn();
-        conn.query_row("SELECT wrapped_key FROM projects WHERE id = ?1", params![id.0 as i64], |r| r.get(0))
-            .optional()?
-            .ok_or(ControlError::NoSuchProject(id.0))
+        conn.query_row(
+            "SELECT wrapped_key FROM projects WHERE id = ?1",
+            params![id.0 as i64],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or(ControlError::NoSuchProject(id.0))
     }
 }
 
@@ -283,9 +327,18 @@ mod tests {
         let a = c.create_project("Kids app").unwrap();
         let b = c.create_project("Other").unwrap();
         assert_ne!(a.project.id, b.project.id);
-        assert_eq!(c.project_by_token(&a.project.token).unwrap(), Some(a.project.clone()));
-        assert_eq!(c.project_by_secret(&a.api_secret).unwrap(), Some(a.project.clone()));
-        assert_eq!(c.project_by_secret(&b.api_secret).unwrap(), Some(b.project.clone()));
+        assert_eq!(
+            c.project_by_token(&a.project.token).unwrap(),
+            Some(a.project.clone())
+        );
+        assert_eq!(
+            c.project_by_secret(&a.api_secret).unwrap(),
+            Some(a.project.clone())
+        );
+        assert_eq!(
+            c.project_by_secret(&b.api_secret).unwrap(),
+            Some(b.project.clone())
+        );
         assert_eq!(c.project_by_secret(&generate_secret()).unwrap(), None);
         assert_eq!(c.list_projects().unwrap().len(), 2);
         assert!(c.create_project("  ").is_err());
@@ -298,17 +351,26 @@ mod tests {
         let p = c.create_project("x").unwrap().project;
         let (v, s) = c.settings(p.id).unwrap();
         assert_eq!((v, s.timezone.as_str()), (1, "UTC"));
-        let s2 = ProjectSettings { timezone: "Asia/Kolkata".into(), ..s };
+        let s2 = ProjectSettings {
+            timezone: "Asia/Kolkata".into(),
+            ..s
+        };
         assert_eq!(c.update_settings(p.id, &s2).unwrap(), 2);
         assert_eq!(c.settings(p.id).unwrap(), (2, s2));
-        let bad = ProjectSettings { timezone: "not a zone".into(), ..Default::default() };
+        let bad = ProjectSettings {
+            timezone: "not a zone".into(),
+            ..Default::default()
+        };
         assert!(c.update_settings(p.id, &bad).is_err());
     }
 
     #[test]
     fn wrong_master_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        SqliteControl::open(dir.path(), master()).unwrap().create_project("x").unwrap();
+        SqliteControl::open(dir.path(), master())
+            .unwrap()
+            .create_project("x")
+            .unwrap();
         let err = SqliteControl::open(dir.path(), master()).unwrap_err();
         assert!(matches!(err, ControlError::WrongMasterKey));
     }

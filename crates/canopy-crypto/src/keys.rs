@@ -41,7 +41,13 @@ impl Key {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ct = self
             .cipher()
-            .encrypt(&nonce, Payload { msg: &key.0, aad: purpose.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &key.0,
+                    aad: purpose.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Encrypt)?;
         let mut out = Vec::with_capacity(WRAPPED_KEY_LEN);
         out.extend_from_slice(&nonce);
@@ -53,7 +59,13 @@ impl Key {
         let (nonce, ct) = wrapped.0.split_at(12);
         let mut pt = self
             .cipher()
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: purpose.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: purpose.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Decrypt)?;
         let arr: [u8; 32] = pt.as_slice().try_into().map_err(|_| CryptoError::Decrypt)?;
         pt.zeroize();
@@ -94,14 +106,26 @@ impl WrappedKey {
 /// for one key) and `aad`. Returns ciphertext followed by the 16-byte tag.
 pub fn seal(key: &Key, nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     key.cipher()
-        .encrypt(Nonce::from_slice(nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| CryptoError::Encrypt)
 }
 
 /// Reverses [`seal`].
 pub fn open(key: &Key, nonce: &[u8; 12], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
     key.cipher()
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .map_err(|_| CryptoError::Decrypt)
 }
 

@@ -12,7 +12,7 @@
 mod keys;
 mod master;
 
-pub use keys::{Key, WrappedKey, open, seal, WRAPPED_KEY_LEN};
+pub use keys::{Key, WRAPPED_KEY_LEN, WrappedKey, open, seal};
 pub use master::{MasterKey, MasterKeySource};
 
 /// Errors from key handling and ciphers. Messages never contain key material or plaintext.
@@ -27,7 +27,11 @@ pub enum CryptoError {
     #[error("master key: {0}")]
     MasterKey(String),
     #[error("master key file {path}: {source}")]
-    MasterKeyIo { path: String, #[source] source: std::io::Error },
+    MasterKeyIo {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = CryptoError> = std::result::Result<T, E>;

@@ -31,13 +31,19 @@ impl MasterKey {
         let arr: [u8; 32] = bytes
             .try_into()
             .map_err(|_| CryptoError::MasterKey("expected 64 hexadecimal characters".into()))?;
-        Ok(Self { key: Key::from_bytes(arr), source })
+        Ok(Self {
+            key: Key::from_bytes(arr),
+            source,
+        })
     }
 
     /// Loads the key from `path`, or creates it there (mode 0600) when it does not exist and
     /// `create` is true.
     pub fn load_or_create(path: &Path, create: bool) -> Result<Self> {
-        let io = |source| CryptoError::MasterKeyIo { path: path.display().to_string(), source };
+        let io = |source| CryptoError::MasterKeyIo {
+            path: path.display().to_string(),
+            source,
+        };
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse_hex(&text, MasterKeySource::File(path.to_path_buf())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
@@ -53,10 +59,14 @@ impl MasterKey {
                     opts.mode(0o600);
                 }
                 let mut f = opts.open(path).map_err(io)?;
-                f.write_all(hex::encode(key.as_bytes()).as_bytes()).map_err(io)?;
+                f.write_all(hex::encode(key.as_bytes()).as_bytes())
+                    .map_err(io)?;
                 f.write_all(b"\n").map_err(io)?;
                 f.sync_all().map_err(io)?;
-                Ok(Self { key, source: MasterKeySource::Generated(path.to_path_buf()) })
+                Ok(Self {
+                    key,
+                    source: MasterKeySource::Generated(path.to_path_buf()),
+                })
             }
             Err(e) => Err(io(e)),
         }

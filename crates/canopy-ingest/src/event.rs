@@ -30,25 +30,57 @@ const HOUR_MS: i64 = 3_600_000;
 
 /// Values Mixpanel refuses as a distinct_id under strict validation.
 const INVALID_DISTINCT_IDS: [&str; 17] = [
-    "00000000-0000-0000-0000-000000000000", "anon", "anonymous", "nil", "none", "null", "n/a",
-    "na", "undefined", "unknown", "<nil>", "0", "-1", "true", "false", "[]", "{}",
+    "00000000-0000-0000-0000-000000000000",
+    "anon",
+    "anonymous",
+    "nil",
+    "none",
+    "null",
+    "n/a",
+    "na",
+    "undefined",
+    "unknown",
+    "<nil>",
+    "0",
+    "-1",
+    "true",
+    "false",
+    "[]",
+    "{}",
 ];
 
 /// Normalizes `item`. `Ok(None)` means the event asked to be ignored (`$ignore`). The project
 /// and person are filled in by the caller, which knows the token and identity.
-pub fn normalize_event(item: Value, ctx: &EventContext<'_>) -> Result<Option<(Option<String>, Event)>, Rejection> {
+pub fn normalize_event(
+    item: Value,
+    ctx: &EventContext<'_>,
+) -> Result<Option<(Option<String>, Event)>, Rejection> {
     let Value::Object(mut obj) = item else {
-        return Err(Rejection::new(Reason::NotAnObject, "event", "each event must be a JSON object"));
+        return Err(Rejection::new(
+            Reason::NotAnObject,
+            "event",
+            "each event must be a JSON object",
+        ));
     };
     let name = match obj.remove("event") {
         Some(Value::String(s)) if !s.trim().is_empty() => truncate(s, ctx.limits.max_string_chars),
-        _ => return Err(Rejection::new(Reason::MissingEventName, "event", "event name missing or empty")),
+        _ => {
+            return Err(Rejection::new(
+                Reason::MissingEventName,
+                "event",
+                "event name missing or empty",
+            ));
+        }
     };
     let mut props = match obj.remove("properties") {
         Some(Value::Object(p)) => p,
         None | Some(Value::Null) => Map::new(),
         Some(_) => {
-            return Err(Rejection::new(Reason::NotAnObject, "properties", "properties must be a JSON object"));
+            return Err(Rejection::new(
+                Reason::NotAnObject,
+                "properties",
+                "properties must be a JSON object",
+            ));
         }
     };
     if props.contains_key("$ignore") {
@@ -62,9 +94,23 @@ pub fn normalize_event(item: Value, ctx: &EventContext<'_>) -> Result<Option<(Op
     let distinct_id = take_distinct_id(&mut props);
     if strict {
         match &distinct_id {
-            None => return Err(Rejection::new(Reason::MissingDistinctId, "properties.distinct_id", "distinct_id is required")),
-            Some(d) if INVALID_DISTINCT_IDS.iter().any(|bad| d.eq_ignore_ascii_case(bad)) => {
-                return Err(Rejection::new(Reason::InvalidDistinctId, "properties.distinct_id", "distinct_id is a placeholder value Mixpanel refuses"));
+            None => {
+                return Err(Rejection::new(
+                    Reason::MissingDistinctId,
+                    "properties.distinct_id",
+                    "distinct_id is required",
+                ));
+            }
+            Some(d)
+                if INVALID_DISTINCT_IDS
+                    .iter()
+                    .any(|bad| d.eq_ignore_ascii_case(bad)) =>
+            {
+                return Err(Rejection::new(
+                    Reason::InvalidDistinctId,
+                    "properties.distinct_id",
+                    "distinct_id is a placeholder value Mixpanel refuses",
+                ));
             }
             _ => {}
         }
@@ -77,10 +123,22 @@ pub fn normalize_event(item: Value, ctx: &EventContext<'_>) -> Result<Option<(Op
     };
     if strict {
         if insert_id.is_empty() {
-            return Err(Rejection::new(Reason::MissingInsertId, "properties.$insert_id", "$insert_id is required"));
+            return Err(Rejection::new(
+                Reason::MissingInsertId,
+                "properties.$insert_id",
+                "$insert_id is required",
+            ));
         }
-        if insert_id.len() > 36 || !insert_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(Rejection::new(Reason::InvalidInsertId, "properties.$insert_id", "$insert_id must be at most 36 characters of [A-Za-z0-9-]"));
+        if insert_id.len() > 36
+            || !insert_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(Rejection::new(
+                Reason::InvalidInsertId,
+                "properties.$insert_id",
+                "$insert_id must be at most 36 characters of [A-Za-z0-9-]",
+            ));
         }
     }
     if insert_id.is_empty() {
@@ -124,11 +182,19 @@ fn take_distinct_id(props: &mut Map<String, Value>) -> Option<String> {
     }
 }
 
-fn event_time(props: &mut Map<String, Value>, ctx: &EventContext<'_>, strict: bool) -> Result<i64, Rejection> {
+fn event_time(
+    props: &mut Map<String, Value>,
+    ctx: &EventContext<'_>,
+    strict: bool,
+) -> Result<i64, Rejection> {
     let raw = props.remove("time").or_else(|| props.remove("$time"));
     let t = match raw {
         None | Some(Value::Null) if strict => {
-            return Err(Rejection::new(Reason::InvalidTime, "properties.time", "time is required"));
+            return Err(Rejection::new(
+                Reason::InvalidTime,
+                "properties.time",
+                "time is required",
+            ));
         }
         None | Some(Value::Null) => return Ok(ctx.now_ms),
         Some(Value::Number(n)) => n.as_f64(),
@@ -136,12 +202,24 @@ fn event_time(props: &mut Map<String, Value>, ctx: &EventContext<'_>, strict: bo
         Some(_) => None,
     };
     let Some(t) = t.filter(|t| t.is_finite() && *t >= 0.0 && *t < 1e16) else {
-        return Err(Rejection::new(Reason::InvalidTime, "properties.time", "time must be seconds or milliseconds since the epoch"));
+        return Err(Rejection::new(
+            Reason::InvalidTime,
+            "properties.time",
+            "time must be seconds or milliseconds since the epoch",
+        ));
     };
-    let ms = if t > MS_THRESHOLD { t as i64 } else { (t * 1000.0).round() as i64 };
+    let ms = if t > MS_THRESHOLD {
+        t as i64
+    } else {
+        (t * 1000.0).round() as i64
+    };
     // A future time is replaced with now (Mixpanel); one beyond an hour is refused by strict import.
     if ms > ctx.now_ms + HOUR_MS && strict {
-        return Err(Rejection::new(Reason::TimeOutOfRange, "properties.time", "time is more than one hour in the future"));
+        return Err(Rejection::new(
+            Reason::TimeOutOfRange,
+            "properties.time",
+            "time is more than one hour in the future",
+        ));
     }
     let ms = ms.min(ctx.now_ms);
     match ctx.endpoint {
@@ -169,12 +247,25 @@ fn truncate(mut s: String, max_chars: usize) -> String {
 /// Enforces the property limits; truncates long strings (as Mixpanel does).
 fn check_properties(props: &mut Map<String, Value>, limits: &Limits) -> Result<(), Rejection> {
     if props.len() > limits.max_properties {
-        return Err(Rejection::new(Reason::TooManyProperties, "properties", format!(
-            "{} properties; the limit is {}", props.len(), limits.max_properties
-        )));
+        return Err(Rejection::new(
+            Reason::TooManyProperties,
+            "properties",
+            format!(
+                "{} properties; the limit is {}",
+                props.len(),
+                limits.max_properties
+            ),
+        ));
     }
-    if props.keys().any(|k| k.chars().count() > limits.max_string_chars) {
-        let long: Vec<String> = props.keys().filter(|k| k.chars().count() > limits.max_string_chars).cloned().collect();
+    if props
+        .keys()
+        .any(|k| k.chars().count() > limits.max_string_chars)
+    {
+        let long: Vec<String> = props
+            .keys()
+            .filter(|k| k.chars().count() > limits.max_string_chars)
+            .cloned()
+            .collect();
         for k in long {
             if let Some(v) = props.remove(&k) {
                 props.insert(truncate(k, limits.max_string_chars), v);
@@ -186,14 +277,21 @@ fn check_properties(props: &mut Map<String, Value>, limits: &Limits) -> Result<(
         check_value(v, limits, 0, &mut size)?;
     }
     if size > limits.max_event_bytes {
-        return Err(Rejection::new(Reason::EventTooLarge, "properties", format!(
-            "event exceeds {} bytes", limits.max_event_bytes
-        )));
+        return Err(Rejection::new(
+            Reason::EventTooLarge,
+            "properties",
+            format!("event exceeds {} bytes", limits.max_event_bytes),
+        ));
     }
     Ok(())
 }
 
-fn check_value(v: &mut Value, limits: &Limits, depth: usize, size: &mut usize) -> Result<(), Rejection> {
+fn check_value(
+    v: &mut Value,
+    limits: &Limits,
+    depth: usize,
+    size: &mut usize,
+) -> Result<(), Rejection> {
     match v {
         Value::String(s) => {
             if s.len() > limits.max_string_chars {
@@ -207,9 +305,15 @@ fn check_value(v: &mut Value, limits: &Limits, depth: usize, size: &mut usize) -
                 return Err(too_deep(limits));
             }
             if items.len() > limits.max_list_len {
-                return Err(Rejection::new(Reason::ListTooLong, "properties", format!(
-                    "a list has {} elements; the limit is {}", items.len(), limits.max_list_len
-                )));
+                return Err(Rejection::new(
+                    Reason::ListTooLong,
+                    "properties",
+                    format!(
+                        "a list has {} elements; the limit is {}",
+                        items.len(),
+                        limits.max_list_len
+                    ),
+                ));
             }
             for i in items {
                 check_value(i, limits, depth + 1, size)?;
@@ -220,7 +324,11 @@ fn check_value(v: &mut Value, limits: &Limits, depth: usize, size: &mut usize) -
                 return Err(too_deep(limits));
             }
             if m.len() > limits.max_properties {
-                return Err(Rejection::new(Reason::TooManyProperties, "properties", "a nested object has too many keys"));
+                return Err(Rejection::new(
+                    Reason::TooManyProperties,
+                    "properties",
+                    "a nested object has too many keys",
+                ));
             }
             for (k, i) in m.iter_mut() {
                 *size += k.len();
@@ -233,9 +341,14 @@ fn check_value(v: &mut Value, limits: &Limits, depth: usize, size: &mut usize) -
 }
 
 fn too_deep(limits: &Limits) -> Rejection {
-    Rejection::new(Reason::TooDeep, "properties", format!(
-        "a property value nests deeper than {} levels", limits.max_depth
-    ))
+    Rejection::new(
+        Reason::TooDeep,
+        "properties",
+        format!(
+            "a property value nests deeper than {} levels",
+            limits.max_depth
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -246,7 +359,12 @@ mod tests {
     const NOW: i64 = 1_763_800_000_000;
 
     fn ctx(endpoint: Endpoint, limits: &Limits) -> EventContext<'_> {
-        EventContext { endpoint, now_ms: NOW, track_max_age_ms: 5 * 86_400_000, limits }
+        EventContext {
+            endpoint,
+            now_ms: NOW,
+            track_max_age_ms: 5 * 86_400_000,
+            limits,
+        }
     }
 
     fn norm(v: Value, e: Endpoint) -> Result<Option<(Option<String>, Event)>, Reason> {
@@ -256,57 +374,169 @@ mod tests {
 
     #[test]
     fn reserved_fields_are_lifted_and_times_understood() {
-        let (tok, e) = norm(json!({"event":"Play","properties":{"token":"t","distinct_id":"u1",
-            "time": (NOW / 1000) as f64 - 10.5,"$insert_id":"abc","level":3,"ip":"1.2.3.4"}}), Endpoint::Track)
-            .unwrap().unwrap();
+        let (tok, e) = norm(
+            json!({"event":"Play","properties":{"token":"t","distinct_id":"u1",
+            "time": (NOW / 1000) as f64 - 10.5,"$insert_id":"abc","level":3,"ip":"1.2.3.4"}}),
+            Endpoint::Track,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(tok.as_deref(), Some("t"));
-        assert_eq!((e.name.as_str(), e.distinct_id.as_str(), e.insert_id.as_str()), ("Play", "u1", "abc"));
+        assert_eq!(
+            (
+                e.name.as_str(),
+                e.distinct_id.as_str(),
+                e.insert_id.as_str()
+            ),
+            ("Play", "u1", "abc")
+        );
         assert_eq!(e.time_ms, NOW - 10_500);
-        assert_eq!(e.properties, json!({"level":3}).as_object().cloned().unwrap());
+        assert_eq!(
+            e.properties,
+            json!({"level":3}).as_object().cloned().unwrap()
+        );
         // Milliseconds, as Android and iOS send them.
-        let (_, e) = norm(json!({"event":"x","properties":{"time": NOW - 5}}), Endpoint::Track).unwrap().unwrap();
+        let (_, e) = norm(
+            json!({"event":"x","properties":{"time": NOW - 5}}),
+            Endpoint::Track,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(e.time_ms, NOW - 5);
         // Future → now.
-        let (_, e) = norm(json!({"event":"x","properties":{"time": NOW + 999_999}}), Endpoint::Track).unwrap().unwrap();
+        let (_, e) = norm(
+            json!({"event":"x","properties":{"time": NOW + 999_999}}),
+            Endpoint::Track,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(e.time_ms, NOW);
     }
 
     #[test]
     fn mobile_event_ids_are_the_dedup_hint() {
-        let (_, e) = norm(json!({"event":"x","properties":{},"$mp_metadata":{"$mp_event_id":"m1"}}), Endpoint::Track)
-            .unwrap().unwrap();
+        let (_, e) = norm(
+            json!({"event":"x","properties":{},"$mp_metadata":{"$mp_event_id":"m1"}}),
+            Endpoint::Track,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(e.insert_id, "m1");
     }
 
     #[test]
     fn rejections_name_their_reason() {
         assert_eq!(norm(json!([1]), Endpoint::Track), Err(Reason::NotAnObject));
-        assert_eq!(norm(json!({"properties":{}}), Endpoint::Track), Err(Reason::MissingEventName));
-        assert_eq!(norm(json!({"event":"x","properties":{"time":"soon"}}), Endpoint::Track), Err(Reason::InvalidTime));
-        assert_eq!(norm(json!({"event":"x","properties":{"time": (NOW/1000) - 6*86400}}), Endpoint::Track), Err(Reason::TimeTooOld));
-        assert!(norm(json!({"event":"x","properties":{"time": (NOW/1000) - 6*86400}}), Endpoint::Import{strict:false}).is_ok());
-        assert_eq!(norm(json!({"event":"x","properties":{"time": 1}}), Endpoint::Import{strict:false}), Err(Reason::TimeOutOfRange));
-        assert_eq!(norm(json!({"event":"x","properties":{"a":{"b":{"c":{"d":{"e":1}}}}}}), Endpoint::Track), Err(Reason::TooDeep));
+        assert_eq!(
+            norm(json!({"properties":{}}), Endpoint::Track),
+            Err(Reason::MissingEventName)
+        );
+        assert_eq!(
+            norm(
+                json!({"event":"x","properties":{"time":"soon"}}),
+                Endpoint::Track
+            ),
+            Err(Reason::InvalidTime)
+        );
+        assert_eq!(
+            norm(
+                json!({"event":"x","properties":{"time": (NOW/1000) - 6*86400}}),
+                Endpoint::Track
+            ),
+            Err(Reason::TimeTooOld)
+        );
+        assert!(
+            norm(
+                json!({"event":"x","properties":{"time": (NOW/1000) - 6*86400}}),
+                Endpoint::Import { strict: false }
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            norm(
+                json!({"event":"x","properties":{"time": 1}}),
+                Endpoint::Import { strict: false }
+            ),
+            Err(Reason::TimeOutOfRange)
+        );
+        assert_eq!(
+            norm(
+                json!({"event":"x","properties":{"a":{"b":{"c":{"d":{"e":1}}}}}}),
+                Endpoint::Track
+            ),
+            Err(Reason::TooDeep)
+        );
         let many: Map<String, Value> = (0..300).map(|i| (format!("k{i}"), json!(i))).collect();
-        assert_eq!(norm(json!({"event":"x","properties":many}), Endpoint::Track), Err(Reason::TooManyProperties));
-        assert_eq!(norm(json!({"event":"x","properties":{"l": vec![0; 300]}}), Endpoint::Track), Err(Reason::ListTooLong));
+        assert_eq!(
+            norm(json!({"event":"x","properties":many}), Endpoint::Track),
+            Err(Reason::TooManyProperties)
+        );
+        assert_eq!(
+            norm(
+                json!({"event":"x","properties":{"l": vec![0; 300]}}),
+                Endpoint::Track
+            ),
+            Err(Reason::ListTooLong)
+        );
     }
 
     #[test]
     fn strict_import_applies_mixpanel_validation() {
         let s = Endpoint::Import { strict: true };
         let t = NOW / 1000 - 100;
-        assert_eq!(norm(json!({"event":"x","properties":{"time":t,"$insert_id":"a"}}), s), Err(Reason::MissingDistinctId));
-        assert_eq!(norm(json!({"event":"x","properties":{"time":t,"distinct_id":"null","$insert_id":"a"}}), s), Err(Reason::InvalidDistinctId));
-        assert_eq!(norm(json!({"event":"x","properties":{"time":t,"distinct_id":"u"}}), s), Err(Reason::MissingInsertId));
-        assert_eq!(norm(json!({"event":"x","properties":{"time":t,"distinct_id":"u","$insert_id":"a b"}}), s), Err(Reason::InvalidInsertId));
-        assert!(norm(json!({"event":"x","properties":{"time":t,"distinct_id":"u","$insert_id":"a-b"}}), s).unwrap().is_some());
+        assert_eq!(
+            norm(
+                json!({"event":"x","properties":{"time":t,"$insert_id":"a"}}),
+                s
+            ),
+            Err(Reason::MissingDistinctId)
+        );
+        assert_eq!(
+            norm(
+                json!({"event":"x","properties":{"time":t,"distinct_id":"null","$insert_id":"a"}}),
+                s
+            ),
+            Err(Reason::InvalidDistinctId)
+        );
+        assert_eq!(
+            norm(
+                json!({"event":"x","properties":{"time":t,"distinct_id":"u"}}),
+                s
+            ),
+            Err(Reason::MissingInsertId)
+        );
+        assert_eq!(
+            norm(
+                json!({"event":"x","properties":{"time":t,"distinct_id":"u","$insert_id":"a b"}}),
+                s
+            ),
+            Err(Reason::InvalidInsertId)
+        );
+        assert!(
+            norm(
+                json!({"event":"x","properties":{"time":t,"distinct_id":"u","$insert_id":"a-b"}}),
+                s
+            )
+            .unwrap()
+            .is_some()
+        );
     }
 
     #[test]
     fn ignore_and_truncation() {
-        assert_eq!(norm(json!({"event":"x","properties":{"$ignore":true}}), Endpoint::Track), Ok(None));
-        let (_, e) = norm(json!({"event":"x","properties":{"s":"é".repeat(300)}}), Endpoint::Track).unwrap().unwrap();
+        assert_eq!(
+            norm(
+                json!({"event":"x","properties":{"$ignore":true}}),
+                Endpoint::Track
+            ),
+            Ok(None)
+        );
+        let (_, e) = norm(
+            json!({"event":"x","properties":{"s":"é".repeat(300)}}),
+            Endpoint::Track,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(e.properties["s"].as_str().unwrap().chars().count(), 255);
     }
 }

@@ -93,7 +93,11 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(reason: Reason, field: &'static str, message: impl Into<String>) -> Self {
-        Self { reason, field, message: message.into() }
+        Self {
+            reason,
+            field,
+            message: message.into(),
+        }
     }
 }
 

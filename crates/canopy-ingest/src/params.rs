@@ -39,7 +39,8 @@ impl Params {
 fn is_safe_callback(c: &str) -> bool {
     !c.is_empty()
         && c.len() <= 128
-        && c.chars().all(|ch| ch.is_ascii_alphanumeric() || "_$.[]".contains(ch))
+        && c.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "_$.[]".contains(ch))
 }
 
 /// Parses `application/x-www-form-urlencoded` (also used for query strings): `+` is a space,
@@ -53,7 +54,10 @@ pub fn parse_form(input: &[u8]) -> Vec<(String, String)> {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &b""[..]),
             };
-            (decode_component(k).into_owned(), decode_component(v).into_owned())
+            (
+                decode_component(k).into_owned(),
+                decode_component(v).into_owned(),
+            )
         })
         .collect()
 }
@@ -76,15 +80,13 @@ fn decode_component(s: &[u8]) -> Cow<'_, str> {
     while i < s.len() {
         match s[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < s.len() => {
-                match (hex(s[i + 1]), hex(s[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;

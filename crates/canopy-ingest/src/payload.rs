@@ -20,9 +20,11 @@ pub struct RequestParts<'a> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedPayload {
+    /// The parameters that could be read — even when the items could not, so the response
+    /// can still honour `verbose` and `callback`.
     pub params: Params,
-    /// The items (events or profile updates), each still raw JSON.
-    pub items: Vec<Value>,
+    /// The items (events or profile updates), each still raw JSON, or why there are none.
+    pub items: Result<Vec<Value>, Rejection>,
 }
 
 const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
@@ -32,27 +34,29 @@ const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
-/// Decodes a request. `Err` means nothing in the request was usable; the params that could be
-/// read are returned with it so the response can still honour `verbose` and `callback`.
-pub fn decode_payload(
-    parts: RequestParts<'_>,
-    limits: &Limits,
-) -> Result<DecodedPayload, (Params, Rejection)> {
+/// Decodes a request.
+pub fn decode_payload(parts: RequestParts<'_>, limits: &Limits) -> DecodedPayload {
     let mut params = Params::default();
     params.absorb(parse_form(parts.query.as_bytes()));
-    match decode_inner(parts, limits, &mut params) {
-        Ok(items) => Ok(DecodedPayload { params, items }),
-        Err(r) => Err((params, r)),
-    }
+    let items = decode_inner(parts, limits, &mut params);
+    DecodedPayload { params, items }
 }
 
-fn decode_inner(parts: RequestParts<'_>, limits: &Limits, params: &mut Params) -> Result<Vec<Value>, Rejection> {
+fn decode_inner(
+    parts: RequestParts<'_>,
+    limits: &Limits,
+    params: &mut Params,
+) -> Result<Vec<Value>, Rejection> {
     if parts.body.len() > limits.max_body_bytes {
-        return Err(Rejection::new(Reason::BodyTooLarge, "body", format!(
-            "request body exceeds {} bytes", limits.max_body_bytes
-        )));
+        return Err(Rejection::new(
+            Reason::BodyTooLarge,
+            "body",
+            format!("request body exceeds {} bytes", limits.max_body_bytes),
+        ));
     }
-    let gzipped = parts.content_encoding.is_some_and(|e| e.to_ascii_lowercase().contains("gzip"))
+    let gzipped = parts
+        .content_encoding
+        .is_some_and(|e| e.to_ascii_lowercase().contains("gzip"))
         || parts.body.starts_with(&[0x1f, 0x8b]);
     let inflated;
     let body: &[u8] = if gzipped {
@@ -65,7 +69,9 @@ fn decode_inner(parts: RequestParts<'_>, limits: &Limits, params: &mut Params) -
     let trimmed = trim_ascii(body);
     let looks_json = trimmed.starts_with(b"[") || trimmed.starts_with(b"{");
     let is_form = ct.starts_with("application/x-www-form-urlencoded")
-        || ((ct.is_empty() || ct.starts_with("text/plain")) && !looks_json && trimmed.contains(&b'='));
+        || ((ct.is_empty() || ct.starts_with("text/plain"))
+            && !looks_json
+            && trimmed.contains(&b'='));
     if is_form {
         params.absorb(parse_form(trimmed));
     }
@@ -73,23 +79,39 @@ fn decode_inner(parts: RequestParts<'_>, limits: &Limits, params: &mut Params) -
         Some(d) => decode_data_value(&d)?,
         None if looks_json => trimmed.to_vec(),
         None => {
-            return Err(Rejection::new(Reason::NoData, "data", "no data parameter and no JSON body"));
+            return Err(Rejection::new(
+                Reason::NoData,
+                "data",
+                "no data parameter and no JSON body",
+            ));
         }
     };
     let text = std::str::from_utf8(&raw)
         .map_err(|_| Rejection::new(Reason::BadUtf8, "data", "payload is not valid UTF-8"))?;
     let items = parse_items(text)?;
     if items.len() > limits.max_items {
-        return Err(Rejection::new(Reason::TooManyItems, "data", format!(
-            "{} items in one request; the limit is {}", items.len(), limits.max_items
-        )));
+        return Err(Rejection::new(
+            Reason::TooManyItems,
+            "data",
+            format!(
+                "{} items in one request; the limit is {}",
+                items.len(),
+                limits.max_items
+            ),
+        ));
     }
     Ok(items)
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -101,9 +123,11 @@ fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, Rejection> {
         .read_to_end(&mut out)
         .map_err(|_| Rejection::new(Reason::BadGzip, "body", "body is not valid gzip"))?;
     if out.len() > max {
-        return Err(Rejection::new(Reason::DecompressedTooLarge, "body", format!(
-            "decompressed body exceeds {max} bytes"
-        )));
+        return Err(Rejection::new(
+            Reason::DecompressedTooLarge,
+            "body",
+            format!("decompressed body exceeds {max} bytes"),
+        ));
     }
     Ok(out)
 }
@@ -124,9 +148,13 @@ fn decode_data_value(d: &str) -> Result<Vec<u8>, Rejection> {
             c => c,
         })
         .collect();
-    LENIENT_B64
-        .decode(cleaned.as_bytes())
-        .map_err(|_| Rejection::new(Reason::BadBase64, "data", "data is neither JSON nor valid base64"))
+    LENIENT_B64.decode(cleaned.as_bytes()).map_err(|_| {
+        Rejection::new(
+            Reason::BadBase64,
+            "data",
+            "data is neither JSON nor valid base64",
+        )
+    })
 }
 
 /// One JSON value (object or array), or NDJSON (one object per line).
@@ -134,19 +162,30 @@ fn parse_items(text: &str) -> Result<Vec<Value>, Rejection> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Array(items)) => Ok(items),
         Ok(v @ Value::Object(_)) => Ok(vec![v]),
-        Ok(_) => Err(Rejection::new(Reason::BadJson, "data", "payload must be a JSON object or array")),
+        Ok(_) => Err(Rejection::new(
+            Reason::BadJson,
+            "data",
+            "payload must be a JSON object or array",
+        )),
         Err(e) => {
             // NDJSON: only if every non-empty line is an object.
             let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
             if lines.len() > 1 {
-                let parsed: Result<Vec<Value>, _> = lines.iter().map(|l| serde_json::from_str(l)).collect();
+                let parsed: Result<Vec<Value>, _> =
+                    lines.iter().map(|l| serde_json::from_str(l)).collect();
                 if let Ok(items) = parsed {
                     return Ok(items);
                 }
             }
-            Err(Rejection::new(Reason::BadJson, "data", format!(
-                "payload is not valid JSON (line {}, column {})", e.line(), e.column()
-            )))
+            Err(Rejection::new(
+                Reason::BadJson,
+                "data",
+                format!(
+                    "payload is not valid JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            ))
         }
     }
 }
@@ -157,12 +196,27 @@ mod tests {
     use base64::engine::general_purpose::STANDARD as B64;
     use std::io::Write;
 
-    fn decode(query: &str, ct: Option<&str>, ce: Option<&str>, body: &[u8]) -> Result<DecodedPayload, Reason> {
-        decode_payload(
-            RequestParts { query, content_type: ct, content_encoding: ce, body },
+    fn decode(
+        query: &str,
+        ct: Option<&str>,
+        ce: Option<&str>,
+        body: &[u8],
+    ) -> Result<Decoded, Reason> {
+        let d = decode_payload(
+            RequestParts {
+                query,
+                content_type: ct,
+                content_encoding: ce,
+                body,
+            },
             &Limits::default(),
-        )
-        .map_err(|(_, r)| r.reason)
+        );
+        d.items.map(|items| Decoded { items }).map_err(|r| r.reason)
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Decoded {
+        items: Vec<Value>,
     }
 
     const ONE: &str = r#"[{"event":"a+b?","properties":{"token":"t"}}]"#;
@@ -170,61 +224,126 @@ mod tests {
     #[test]
     fn every_sdk_encoding_decodes_to_the_same_items() {
         let b64 = B64.encode(ONE);
-        assert!(b64.contains('+') || b64.contains('/'), "test payload should exercise + or /");
-        let urlenc: String = b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+        assert!(
+            b64.contains('+') || b64.contains('/'),
+            "test payload should exercise + or /"
+        );
+        let urlenc: String = b64
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
         let form = "application/x-www-form-urlencoded";
         let cases: Vec<(String, Option<&str>, Vec<u8>)> = vec![
             // JS: form data=urlenc(base64)
-            ("verbose=1&ip=1".into(), Some(form), format!("data={urlenc}").into_bytes()),
+            (
+                "verbose=1&ip=1".into(),
+                Some(form),
+                format!("data={urlenc}").into_bytes(),
+            ),
             // Python: form data=urlenc(JSON) with verbose in body
-            ("".into(), Some(form), format!("data={}&verbose=1&ip=0", ONE.replace('+', "%2B").replace('?', "%3F")).into_bytes()),
+            (
+                "".into(),
+                Some(form),
+                format!(
+                    "data={}&verbose=1&ip=0",
+                    ONE.replace('+', "%2B").replace('?', "%3F")
+                )
+                .into_bytes(),
+            ),
             // Node GET ?data=b64
             (format!("ip=0&verbose=0&data={urlenc}"), None, vec![]),
             // Node batch: raw '+' in body
-            ("ip=0".into(), Some(form), format!("data={b64}").into_bytes()),
+            (
+                "ip=0".into(),
+                Some(form),
+                format!("data={b64}").into_bytes(),
+            ),
             // Swift: raw JSON array body
-            ("ip=1".into(), Some("application/json"), ONE.as_bytes().to_vec()),
+            (
+                "ip=1".into(),
+                Some("application/json"),
+                ONE.as_bytes().to_vec(),
+            ),
             // sendBeacon: text/plain with data=
-            ("".into(), Some("text/plain;charset=UTF-8"), format!("data={urlenc}").into_bytes()),
+            (
+                "".into(),
+                Some("text/plain;charset=UTF-8"),
+                format!("data={urlenc}").into_bytes(),
+            ),
             // missing padding
             (format!("data={}", b64.trim_end_matches('=')), None, vec![]),
         ];
         for (q, ct, body) in cases {
             let d = decode(&q, ct, None, &body).unwrap_or_else(|r| panic!("{q} {ct:?}: {r:?}"));
-            assert_eq!(d.items, serde_json::from_str::<Vec<Value>>(ONE).unwrap(), "{q} {ct:?}");
+            assert_eq!(
+                d.items,
+                serde_json::from_str::<Vec<Value>>(ONE).unwrap(),
+                "{q} {ct:?}"
+            );
         }
     }
 
     #[test]
     fn gzip_bodies_decode_and_bombs_are_refused() {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(format!("data={}", B64.encode(ONE)).as_bytes()).unwrap();
+        gz.write_all(format!("data={}", B64.encode(ONE)).as_bytes())
+            .unwrap();
         let body = gz.finish().unwrap();
-        let d = decode("", Some("application/x-www-form-urlencoded"), Some("gzip"), &body).unwrap();
+        let d = decode(
+            "",
+            Some("application/x-www-form-urlencoded"),
+            Some("gzip"),
+            &body,
+        )
+        .unwrap();
         assert_eq!(d.items.len(), 1);
 
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&vec![b' '; 30 << 20]).unwrap();
         let bomb = gz.finish().unwrap();
         assert!(bomb.len() < 100_000);
-        assert_eq!(decode("", None, Some("gzip"), &bomb), Err(Reason::DecompressedTooLarge));
-        assert_eq!(decode("", None, Some("gzip"), b"\x1f\x8bnot gzip"), Err(Reason::BadGzip));
+        assert_eq!(
+            decode("", None, Some("gzip"), &bomb),
+            Err(Reason::DecompressedTooLarge)
+        );
+        assert_eq!(
+            decode("", None, Some("gzip"), b"\x1f\x8bnot gzip"),
+            Err(Reason::BadGzip)
+        );
     }
 
     #[test]
     fn malformed_inputs_get_a_reason() {
-        assert_eq!(decode("data=%%%%", None, None, b""), Err(Reason::BadBase64));
-        assert_eq!(decode("", Some("application/json"), None, b"[{"), Err(Reason::BadJson));
-        assert_eq!(decode("", None, None, b""), Err(Reason::NoData));
+        assert_eq!(
+            decode("data=%%%%", None, None, b"").err(),
+            Some(Reason::BadBase64)
+        );
+        assert_eq!(
+            decode("", Some("application/json"), None, b"[{"),
+            Err(Reason::BadJson)
+        );
+        assert_eq!(decode("", None, None, b"").err(), Some(Reason::NoData));
         let bad_utf8 = B64.encode([0xff, 0xfe, b'[', b']']);
-        assert_eq!(decode(&format!("data={bad_utf8}"), None, None, b""), Err(Reason::BadUtf8));
+        assert_eq!(
+            decode(&format!("data={bad_utf8}"), None, None, b""),
+            Err(Reason::BadUtf8)
+        );
         let many = format!("[{}]", vec!["{}"; 2001].join(","));
-        assert_eq!(decode("", Some("application/json"), None, many.as_bytes()), Err(Reason::TooManyItems));
+        assert_eq!(
+            decode("", Some("application/json"), None, many.as_bytes()),
+            Err(Reason::TooManyItems)
+        );
     }
 
     #[test]
     fn ndjson_bodies_are_accepted() {
-        let d = decode("", Some("application/x-ndjson"), None, b"{\"event\":\"a\"}\n{\"event\":\"b\"}\n").unwrap();
+        let d = decode(
+            "",
+            Some("application/x-ndjson"),
+            None,
+            b"{\"event\":\"a\"}\n{\"event\":\"b\"}\n",
+        )
+        .unwrap();
         assert_eq!(d.items.len(), 2);
     }
 }

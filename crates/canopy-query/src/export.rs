@@ -9,6 +9,7 @@ use canopy_types::ProjectId;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{col, lit};
 use futures::stream::{BoxStream, StreamExt};
+use serde_json::json;
 
 #[derive(Debug, Clone, Default)]
 pub struct ExportRequest {
@@ -31,28 +32,45 @@ pub type ExportStream = BoxStream<'static, Result<bytes::Bytes>>;
 #[async_trait]
 pub trait ExportBackend: Send + Sync {
     async fn export(&self, request: ExportRequest) -> Result<ExportStream>;
+    /// Stored `/engage` and `/groups` updates of a project, oldest first per person, as NDJSON
+    /// records shaped like the requests that carried them.
+    async fn export_profile_updates(&self, project: ProjectId) -> Result<ExportStream>;
 }
 
 #[async_trait]
 impl ExportBackend for QueryEngine {
     async fn export(&self, req: ExportRequest) -> Result<ExportStream> {
         if req.to_ms <= req.from_ms {
-            return Err(QueryError::Invalid("to_date must not be before from_date".into()));
+            return Err(QueryError::Invalid(
+                "to_date must not be before from_date".into(),
+            ));
         }
         let filter: Option<WhereExpr> = match &req.where_expr {
-            Some(w) if !w.trim().is_empty() => Some(where_expr::parse(w).map_err(QueryError::Where)?),
+            Some(w) if !w.trim().is_empty() => {
+                Some(where_expr::parse(w).map_err(QueryError::Where)?)
+            }
             _ => None,
         };
         let ctx = self.context(req.project, Some((req.from_ms, req.to_ms)))?;
-        let ts = |ms: i64| lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())));
-        let mut df = ctx
-            .table("events")
-            .await?
-            .filter(col("time").gt_eq(ts(req.from_ms)).and(col("time").lt(ts(req.to_ms))))?;
+        let ts = |ms: i64| {
+            lit(ScalarValue::TimestampMillisecond(
+                Some(ms),
+                Some("UTC".into()),
+            ))
+        };
+        let mut df = ctx.table("events").await?.filter(
+            col("time")
+                .gt_eq(ts(req.from_ms))
+                .and(col("time").lt(ts(req.to_ms))),
+        )?;
         if !req.events.is_empty() {
-            df = df.filter(col("event").in_list(req.events.iter().map(|e| lit(e.as_str())).collect(), false))?;
+            df = df.filter(
+                col("event").in_list(req.events.iter().map(|e| lit(e.as_str())).collect(), false),
+            )?;
         }
-        if filter.is_none() && let Some(n) = req.limit {
+        if filter.is_none()
+            && let Some(n) = req.limit
+        {
             df = df.limit(0, Some(n))?;
         }
         let stream = df.execute_stream().await?;
@@ -79,5 +97,38 @@ impl ExportBackend for QueryEngine {
             })
             .boxed();
         Ok(out)
+    }
+
+    async fn export_profile_updates(&self, project: ProjectId) -> Result<ExportStream> {
+        let ctx = self.context(project, None)?;
+        let stream = ctx.table("profile_updates").await?.execute_stream().await?;
+        Ok(stream
+            .map(move |batch| -> Result<bytes::Bytes> {
+                let batch = batch?;
+                let mut buf = Vec::new();
+                for u in canopy_store::batch_to_profiles(&batch, project)? {
+                    let mut v = match &u.target {
+                        canopy_types::ProfileTarget::User { distinct_id } => {
+                            json!({"$distinct_id": distinct_id})
+                        }
+                        canopy_types::ProfileTarget::Group {
+                            group_key,
+                            group_id,
+                        } => {
+                            json!({"$group_key": group_key, "$group_id": group_id})
+                        }
+                    };
+                    v[u.operation.as_str()] = u.value;
+                    v["$time"] = json!(u.time_ms);
+                    for (k, m) in u.modifiers {
+                        v[k.as_str()] = m;
+                    }
+                    serde_json::to_writer(&mut buf, &v)
+                        .map_err(|e| QueryError::Invalid(e.to_string()))?;
+                    buf.push(b'\n');
+                }
+                Ok(bytes::Bytes::from(buf))
+            })
+            .boxed())
     }
 }

@@ -18,7 +18,9 @@ pub(crate) struct SegmentKeys {
 
 impl std::fmt::Debug for SegmentKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SegmentKeys").field("files", &self.by_path.len()).finish()
+        f.debug_struct("SegmentKeys")
+            .field("files", &self.by_path.len())
+            .finish()
     }
 }
 
@@ -36,7 +38,9 @@ impl EncryptionFactory for SegmentKeys {
         _schema: &SchemaRef,
         _file_path: &Path,
     ) -> Result<Option<Arc<FileEncryptionProperties>>> {
-        Err(DataFusionError::NotImplemented("segments are written by the store, not by queries".into()))
+        Err(DataFusionError::NotImplemented(
+            "segments are written by the store, not by queries".into(),
+        ))
     }
 
     async fn get_file_decryption_properties(

@@ -3,7 +3,10 @@
 //! straight from the columns (no per-event maps), splicing the `props_other` JSON object in.
 
 use crate::Result;
-use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, StringArray, StringViewArray, TimestampMillisecondArray};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, StringArray, StringViewArray,
+    TimestampMillisecondArray,
+};
 use arrow::record_batch::RecordBatch;
 use canopy_store::property_of_column;
 use serde_json::{Map, Value};
@@ -22,7 +25,9 @@ impl<'a> Strings<'a> {
         if let Some(a) = c.as_any().downcast_ref::<StringArray>() {
             return Some(Strings::Plain(a));
         }
-        c.as_any().downcast_ref::<StringViewArray>().map(Strings::View)
+        c.as_any()
+            .downcast_ref::<StringViewArray>()
+            .map(Strings::View)
     }
     fn get(&self, i: usize) -> Option<&'a str> {
         match self {
@@ -57,10 +62,16 @@ impl<'a> EventColumns<'a> {
     pub(crate) fn new(batch: &'a RecordBatch) -> Result<Self> {
         let col = |n: &str| batch.column_by_name(n).ok_or_else(|| missing(n));
         let ts = |n: &str| -> Result<&'a TimestampMillisecondArray> {
-            batch.column_by_name(n).and_then(|c| c.as_any().downcast_ref()).ok_or_else(|| missing(n))
+            batch
+                .column_by_name(n)
+                .and_then(|c| c.as_any().downcast_ref())
+                .ok_or_else(|| missing(n))
         };
         let strings = |n: &str| -> Result<Strings<'a>> {
-            batch.column_by_name(n).and_then(Strings::of).ok_or_else(|| missing(n))
+            batch
+                .column_by_name(n)
+                .and_then(Strings::of)
+                .ok_or_else(|| missing(n))
         };
         let _ = col("event")?;
         let schema = batch.schema_ref();
@@ -110,7 +121,10 @@ impl<'a> EventColumns<'a> {
             }
         }
         m.insert("time".into(), Value::from(self.time.value(row) / 1000));
-        m.insert("distinct_id".into(), Value::String(self.distinct.get(row).unwrap_or("").into()));
+        m.insert(
+            "distinct_id".into(),
+            Value::String(self.distinct.get(row).unwrap_or("").into()),
+        );
         m
     }
 
@@ -126,7 +140,11 @@ impl<'a> EventColumns<'a> {
             out.extend_from_slice(b",\"$insert_id\":");
             write_str(out, id);
         }
-        let _ = write!(out, ",\"mp_processing_time_ms\":{}", self.received.value(row));
+        let _ = write!(
+            out,
+            ",\"mp_processing_time_ms\":{}",
+            self.received.value(row)
+        );
         for (k, t) in &self.typed {
             match t {
                 Typed::Str(a) => {
@@ -157,7 +175,10 @@ impl<'a> EventColumns<'a> {
         if let Some(other) = self.other.get(row) {
             // A JSON object written by the store: splice its members in.
             let inner = other.trim();
-            let inner = inner.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or("");
+            let inner = inner
+                .strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .unwrap_or("");
             if !inner.trim().is_empty() {
                 out.push(b',');
                 out.extend_from_slice(inner.as_bytes());
@@ -171,7 +192,9 @@ fn number_value(f: f64) -> Value {
     if f.fract() == 0.0 && f.abs() <= EXACT_F64 {
         Value::from(f as i64)
     } else {
-        serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+        serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
     }
 }
 

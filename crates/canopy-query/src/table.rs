@@ -31,8 +31,13 @@ pub struct QueryEngine {
 
 impl QueryEngine {
     pub fn new(store: Store) -> Self {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Self { store, target_partitions: cores }
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Self {
+            store,
+            target_partitions: cores,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -41,15 +46,24 @@ impl QueryEngine {
 
     /// A session with `events` and `profile_updates` registered for `project`, over a snapshot
     /// restricted to segments overlapping `[from_ms, to_ms)` (when given).
-    pub fn context(&self, project: ProjectId, time_range: Option<(i64, i64)>) -> Result<SessionContext> {
+    pub fn context(
+        &self,
+        project: ProjectId,
+        time_range: Option<(i64, i64)>,
+    ) -> Result<SessionContext> {
         let config = SessionConfig::new()
             .with_target_partitions(self.target_partitions)
             .with_batch_size(32 * 1024)
-            .set_bool("datafusion.optimizer.enable_leaf_expression_pushdown", false);
+            .set_bool(
+                "datafusion.optimizer.enable_leaf_expression_pushdown",
+                false,
+            );
         let ctx = SessionContext::new_with_config(config);
         let mut snapshot = self.store.snapshot(project);
         if let Some((from, to)) = time_range {
-            snapshot.segments.retain(|s| s.max_time_ms >= from && s.min_time_ms < to);
+            snapshot
+                .segments
+                .retain(|s| s.max_time_ms >= from && s.min_time_ms < to);
         }
         for table in Store::tables() {
             let provider = CanopyTable::new(&self.store, &snapshot, table)?;
@@ -71,8 +85,11 @@ pub struct CanopyTable {
 
 impl CanopyTable {
     pub fn new(store: &Store, snapshot: &Snapshot, table: Table) -> Result<Self> {
-        let segments: Vec<&Arc<SegmentMeta>> =
-            snapshot.segments.iter().filter(|s| s.partition.table == table).collect();
+        let segments: Vec<&Arc<SegmentMeta>> = snapshot
+            .segments
+            .iter()
+            .filter(|s| s.partition.table == table)
+            .collect();
         let mut schemas = Vec::new();
         let mut files = Vec::new();
         let mut by_path = HashMap::new();
@@ -82,7 +99,10 @@ impl CanopyTable {
             let path = path.canonicalize().unwrap_or(path);
             let text = path.to_string_lossy().into_owned();
             let key = store.segment_key(s)?;
-            by_path.insert(ObjectPath::from(text.as_str()), segment_decryption_properties(&key, s.id)?);
+            by_path.insert(
+                ObjectPath::from(text.as_str()),
+                segment_decryption_properties(&key, s.id)?,
+            );
             files.push((text, s.bytes));
         }
         let mut tail_raw = Vec::new();
@@ -93,8 +113,16 @@ impl CanopyTable {
             }
         }
         let schema = merge_schemas(&schemas, table);
-        let tail = tail_raw.iter().map(|b| align(b, &schema)).collect::<Result<Vec<_>>>()?;
-        Ok(Self { schema, files, keys: Arc::new(SegmentKeys::new(by_path)), tail })
+        let tail = tail_raw
+            .iter()
+            .map(|b| align(b, &schema))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            schema,
+            files,
+            keys: Arc::new(SegmentKeys::new(by_path)),
+            tail,
+        })
     }
 }
 
@@ -148,7 +176,8 @@ impl TableProvider for CanopyTable {
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !self.files.is_empty() {
             let partitions = state.config().target_partitions().max(1);
-            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(self.files.len())];
+            let mut groups: Vec<Vec<PartitionedFile>> =
+                vec![Vec::new(); partitions.min(self.files.len())];
             // Spread files by size so partitions do similar work.
             let mut order: Vec<&(String, u64)> = self.files.iter().collect();
             order.sort_by_key(|f| std::cmp::Reverse(f.1));
@@ -158,15 +187,27 @@ impl TableProvider for CanopyTable {
                 load[i] += size;
                 groups[i].push(PartitionedFile::new(path.clone(), *size));
             }
-            let source = ParquetSource::new(self.schema.clone()).with_encryption_factory(self.keys.clone());
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
-                .with_file_groups(groups.into_iter().map(FileGroup::from).collect())
-                .with_projection_indices(projection.cloned())?
-                .build();
+            let source =
+                ParquetSource::new(self.schema.clone()).with_encryption_factory(self.keys.clone());
+            let config =
+                FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+                    .with_file_groups(groups.into_iter().map(FileGroup::from).collect())
+                    .with_projection_indices(projection.cloned())?
+                    .build();
             inputs.push(datafusion::datasource::source::DataSourceExec::from_data_source(config));
         }
         if !self.tail.is_empty() {
-            inputs.push(MemorySourceConfig::try_new_exec(&[self.tail.clone()], self.schema.clone(), projection.cloned())?);
+            // Spread the tail's chunks over the partitions, too.
+            let n = state.config().target_partitions().clamp(1, self.tail.len());
+            let mut partitions = vec![Vec::new(); n];
+            for (i, b) in self.tail.iter().enumerate() {
+                partitions[i % n].push(b.clone());
+            }
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &partitions,
+                self.schema.clone(),
+                projection.cloned(),
+            )?);
         }
         if inputs.is_empty() {
             let projected = match projection {

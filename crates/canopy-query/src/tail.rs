@@ -5,7 +5,7 @@ use arrow::array::{ArrayRef, new_null_array};
 use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use canopy_store::{TailChunk, events_to_batch, profiles_to_batch, Table};
+use canopy_store::{Table, TailChunk, events_to_batch, profiles_to_batch};
 use std::sync::Arc;
 
 pub(crate) fn chunk_batch(chunk: &TailChunk, table: Table) -> Result<Option<RecordBatch>> {

@@ -11,7 +11,13 @@ use std::sync::{Arc, Mutex};
 struct Keys(Mutex<HashMap<u64, Key>>);
 impl ProjectKeyring for Keys {
     fn project_key(&self, project: u64) -> Result<Key, CryptoError> {
-        Ok(self.0.lock().unwrap().entry(project).or_insert_with(Key::generate).clone())
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .entry(project)
+            .or_insert_with(Key::generate)
+            .clone())
     }
 }
 
@@ -20,7 +26,11 @@ const T0: i64 = 1_763_000_000_000;
 fn ev(i: i64, props: Value) -> Record {
     Record::Event(Event {
         project: ProjectId(1),
-        name: if i % 2 == 0 { "Play".into() } else { "Pause".into() },
+        name: if i % 2 == 0 {
+            "Play".into()
+        } else {
+            "Pause".into()
+        },
         time_ms: T0 + i * 1000,
         distinct_id: format!("kid-{}", i % 7),
         person: PersonKey((i % 7 + 1) as u64),
@@ -33,7 +43,9 @@ fn ev(i: i64, props: Value) -> Record {
 fn store(dir: &std::path::Path) -> Store {
     let mut c = StoreConfig::new(dir);
     c.background = false;
-    Store::open(c, Arc::new(Keys::default()), Arc::new(SystemClock)).unwrap().0
+    Store::open(c, Arc::new(Keys::default()), Arc::new(SystemClock))
+        .unwrap()
+        .0
 }
 
 async fn export(engine: &QueryEngine, req: ExportRequest) -> Vec<Value> {
@@ -44,29 +56,48 @@ async fn export(engine: &QueryEngine, req: ExportRequest) -> Vec<Value> {
             out.push(serde_json::from_str(line).unwrap());
         }
     }
-    out.sort_by_key(|v| v["properties"]["$insert_id"].as_str().unwrap().trim_start_matches("ins").parse::<i64>().unwrap());
+    out.sort_by_key(|v| {
+        v["properties"]["$insert_id"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("ins")
+            .parse::<i64>()
+            .unwrap()
+    });
     out
 }
 
 fn all() -> ExportRequest {
-    ExportRequest { project: ProjectId(1), from_ms: 0, to_ms: i64::MAX, ..Default::default() }
+    ExportRequest {
+        project: ProjectId(1),
+        from_ms: 0,
+        to_ms: i64::MAX,
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
 async fn export_covers_segments_and_tail_with_every_field() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    let recs: Vec<Record> = (0..50).map(|i| ev(i, json!({"level": i, "screen": "home", "tags": ["a"]}))).collect();
+    let recs: Vec<Record> = (0..50)
+        .map(|i| ev(i, json!({"level": i, "screen": "home", "tags": ["a"]})))
+        .collect();
     store.append(ProjectId(1), recs).await.unwrap();
     store.flush_now().unwrap();
     // Mixed types for one property across segment and tail: read back as sent.
-    let recs: Vec<Record> = (50..60).map(|i| ev(i, json!({"level": format!("L{i}"), "ok": true}))).collect();
+    let recs: Vec<Record> = (50..60)
+        .map(|i| ev(i, json!({"level": format!("L{i}"), "ok": true})))
+        .collect();
     store.append(ProjectId(1), recs).await.unwrap();
     let engine = QueryEngine::new(store);
     let rows = export(&engine, all()).await;
     assert_eq!(rows.len(), 60);
-    assert_eq!(rows[3], json!({"event":"Pause","properties":{"time": (T0 + 3000) / 1000, "distinct_id":"kid-3",
-        "$insert_id":"ins3","mp_processing_time_ms": T0, "level": 3, "screen":"home","tags":["a"]}}));
+    assert_eq!(
+        rows[3],
+        json!({"event":"Pause","properties":{"time": (T0 + 3000) / 1000, "distinct_id":"kid-3",
+        "$insert_id":"ins3","mp_processing_time_ms": T0, "level": 3, "screen":"home","tags":["a"]}})
+    );
     assert_eq!(rows[55]["properties"]["level"], "L55");
     assert_eq!(rows[55]["properties"]["ok"], true);
 }
@@ -79,31 +110,94 @@ async fn export_filters_by_time_event_where_and_limit() {
     store.append(ProjectId(1), recs).await.unwrap();
     store.flush_now().unwrap();
     let engine = QueryEngine::new(store);
-    let r = export(&engine, ExportRequest { from_ms: T0 + 10_000, to_ms: T0 + 20_000, ..all() }).await;
+    let r = export(
+        &engine,
+        ExportRequest {
+            from_ms: T0 + 10_000,
+            to_ms: T0 + 20_000,
+            ..all()
+        },
+    )
+    .await;
     assert_eq!(r.len(), 10);
-    let r = export(&engine, ExportRequest { events: vec!["Play".into()], ..all() }).await;
+    let r = export(
+        &engine,
+        ExportRequest {
+            events: vec!["Play".into()],
+            ..all()
+        },
+    )
+    .await;
     assert_eq!(r.len(), 50);
-    let r = export(&engine, ExportRequest { where_expr: Some(r#"properties["n"] >= 90"#.into()), ..all() }).await;
+    let r = export(
+        &engine,
+        ExportRequest {
+            where_expr: Some(r#"properties["n"] >= 90"#.into()),
+            ..all()
+        },
+    )
+    .await;
     assert_eq!(r.len(), 10);
-    let r = export(&engine, ExportRequest { limit: Some(7), time_in_ms: true, ..all() }).await;
+    let r = export(
+        &engine,
+        ExportRequest {
+            limit: Some(7),
+            time_in_ms: true,
+            ..all()
+        },
+    )
+    .await;
     assert_eq!(r.len(), 7);
     assert!(r[0]["properties"]["time"].as_i64().unwrap() > 1_000_000_000_000);
-    assert!(engine.export(ExportRequest { where_expr: Some("((".into()), ..all() }).await.is_err());
+    assert!(
+        engine
+            .export(ExportRequest {
+                where_expr: Some("((".into()),
+                ..all()
+            })
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn sql_sees_tail_immediately() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    store.append(ProjectId(1), vec![ev(1, json!({}))]).await.unwrap();
+    store
+        .append(ProjectId(1), vec![ev(1, json!({}))])
+        .await
+        .unwrap();
     let engine = QueryEngine::new(store.clone());
     let ctx = engine.context(ProjectId(1), None).unwrap();
-    let batches = ctx.sql("SELECT count(*) AS n FROM events").await.unwrap().collect().await.unwrap();
-    let n = batches[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().value(0);
+    let batches = ctx
+        .sql("SELECT count(*) AS n FROM events")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let n = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
     assert_eq!(n, 1);
     // Another project sees nothing.
     let ctx = engine.context(ProjectId(2), None).unwrap();
-    let batches = ctx.sql("SELECT count(*) FROM events").await.unwrap().collect().await.unwrap();
-    let n = batches[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().value(0);
+    let batches = ctx
+        .sql("SELECT count(*) FROM events")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let n = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
     assert_eq!(n, 0);
 }

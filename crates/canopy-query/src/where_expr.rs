@@ -45,7 +45,11 @@ pub fn parse(input: &str) -> Result<Expr, String> {
         return Err(format!("longer than {MAX_LEN} characters"));
     }
     let toks = lex(input)?;
-    let mut p = Parser { toks, pos: 0, depth: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.or()?;
     if p.pos != p.toks.len() {
         return Err("unexpected trailing input".into());
@@ -82,14 +86,20 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                 }
             }
             out.push(Tok::Str(v));
-        } else if ch.is_ascii_digit() || (ch == '-' && c.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        } else if ch.is_ascii_digit()
+            || (ch == '-' && c.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let start = i;
             i += 1;
-            while i < c.len() && (c[i].is_ascii_digit() || c[i] == '.' || c[i] == 'e' || c[i] == 'E') {
+            while i < c.len()
+                && (c[i].is_ascii_digit() || c[i] == '.' || c[i] == 'e' || c[i] == 'E')
+            {
                 i += 1;
             }
             let text: String = c[start..i].iter().collect();
-            out.push(Tok::Num(text.parse().map_err(|_| format!("bad number {text:?}"))?));
+            out.push(Tok::Num(
+                text.parse().map_err(|_| format!("bad number {text:?}"))?,
+            ));
         } else if ch.is_alphabetic() || ch == '_' || ch == '$' {
             let start = i;
             while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_' || c[i] == '$') {
@@ -103,8 +113,12 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                 out.push(Tok::Sym(s));
                 i += 2;
             } else {
-                let one = ["(", ")", "[", "]", ",", ">", "<"].into_iter().find(|s| s.starts_with(ch));
-                out.push(Tok::Sym(one.ok_or_else(|| format!("unexpected character {ch:?}"))?));
+                let one = ["(", ")", "[", "]", ",", ">", "<"]
+                    .into_iter()
+                    .find(|s| s.starts_with(ch));
+                out.push(Tok::Sym(
+                    one.ok_or_else(|| format!("unexpected character {ch:?}"))?,
+                ));
                 i += 1;
             }
         }
@@ -139,11 +153,19 @@ impl Parser {
         }
     }
     fn expect(&mut self, s: &str) -> Result<(), String> {
-        if self.eat_sym(s) { Ok(()) } else { Err(format!("expected {s:?}")) }
+        if self.eat_sym(s) {
+            Ok(())
+        } else {
+            Err(format!("expected {s:?}"))
+        }
     }
     fn nest(&mut self) -> Result<(), String> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH { Err("nested too deeply".into()) } else { Ok(()) }
+        if self.depth > MAX_DEPTH {
+            Err("nested too deeply".into())
+        } else {
+            Ok(())
+        }
     }
     fn or(&mut self) -> Result<Expr, String> {
         self.nest()?;
@@ -216,7 +238,11 @@ impl Parser {
             }
             Some(Tok::Num(n)) => {
                 self.pos += 1;
-                Ok(Expr::Literal(serde_json::Number::from_f64(n).map(Value::Number).unwrap_or(Value::Null)))
+                Ok(Expr::Literal(
+                    serde_json::Number::from_f64(n)
+                        .map(Value::Number)
+                        .unwrap_or(Value::Null),
+                ))
             }
             Some(Tok::Ident(w)) => {
                 self.pos += 1;
@@ -266,7 +292,9 @@ fn eval(e: &Expr, props: &Map<String, Value>) -> Option<Value> {
     match e {
         Expr::Property(k) => props.get(k).cloned(),
         Expr::Literal(v) => Some(v.clone()),
-        Expr::List(items) => Some(Value::Array(items.iter().filter_map(|i| eval(i, props)).collect())),
+        Expr::List(items) => Some(Value::Array(
+            items.iter().filter_map(|i| eval(i, props)).collect(),
+        )),
         Expr::Defined(inner) => Some(Value::Bool(eval(inner, props).is_some())),
         Expr::Not(inner) => Some(Value::Bool(!truthy(&eval(inner, props)))),
         Expr::And(a, b) => Some(Value::Bool(matches(a, props) && matches(b, props))),
@@ -324,17 +352,36 @@ mod tests {
     fn mixpanel_semantics() {
         let p = json!({"os": "iOS", "n": 3, "paid": true});
         assert!(check(r#"properties["os"] == "iOS""#, p.clone()));
-        assert!(!check(r#"properties["n"] == "3""#, p.clone()), "== across types is false");
-        assert!(check(r#"properties["n"] >= 3 and properties["paid"]"#, p.clone()));
-        assert!(check(r#"not defined(properties["missing"]) or properties["x"] > 1"#, p.clone()));
-        assert!(!check(r#"properties["os"] > 3"#, p.clone()), "cross-type ordering is undefined");
+        assert!(
+            !check(r#"properties["n"] == "3""#, p.clone()),
+            "== across types is false"
+        );
+        assert!(check(
+            r#"properties["n"] >= 3 and properties["paid"]"#,
+            p.clone()
+        ));
+        assert!(check(
+            r#"not defined(properties["missing"]) or properties["x"] > 1"#,
+            p.clone()
+        ));
+        assert!(
+            !check(r#"properties["os"] > 3"#, p.clone()),
+            "cross-type ordering is undefined"
+        );
         assert!(check(r#""OS" in properties["os"]"#, json!({"os": "macOS"})));
         assert!(check(r#"properties["os"] in ["Android", "iOS"]"#, p));
     }
 
     #[test]
     fn bad_expressions_are_errors() {
-        for bad in ["properties[", "1 ==", "(((", "foo", "properties[\"a\"] ==", "\"open"] {
+        for bad in [
+            "properties[",
+            "1 ==",
+            "(((",
+            "foo",
+            "properties[\"a\"] ==",
+            "\"open",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert!(parse(&"(".repeat(100)).is_err());

@@ -8,7 +8,9 @@ use serde_json::json;
 use std::sync::atomic::Ordering;
 
 pub(crate) async fn decide() -> Json<serde_json::Value> {
-    Json(json!({"notifications": [], "config": {"enable_collect_everything": false}, "automatic_events": false}))
+    Json(
+        json!({"notifications": [], "config": {"enable_collect_everything": false}, "automatic_events": false}),
+    )
 }
 
 pub(crate) async fn flags() -> Json<serde_json::Value> {

@@ -21,7 +21,11 @@ pub enum ApiError {
 
 impl From<canopy_store::StoreError> for ApiError {
     fn from(e: canopy_store::StoreError) -> Self {
-        if e.is_overload() { ApiError::Overloaded } else { ApiError::Internal(e.to_string()) }
+        if e.is_overload() {
+            ApiError::Overloaded
+        } else {
+            ApiError::Internal(e.to_string())
+        }
     }
 }
 
@@ -58,7 +62,8 @@ impl IntoResponse for ApiError {
         let body = json!({"code": status.as_u16(), "error": self.to_string(), "status": code_text});
         let mut resp = (status, axum::Json(body)).into_response();
         if matches!(self, ApiError::Overloaded) {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
         }
         resp
     }

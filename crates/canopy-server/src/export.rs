@@ -1,6 +1,6 @@
 //! `GET /api/2.0/export`: Mixpanel's raw export, streamed as NDJSON (reference §14).
 
-use crate::{AppState, ApiError};
+use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
@@ -24,10 +24,48 @@ pub(crate) struct ExportParams {
 
 const MAX_LIMIT: usize = 100_000;
 
+#[derive(Debug, Deserialize)]
+pub(crate) struct ProjectParam {
+    project_id: Option<String>,
+}
+
+/// `GET /api/v1/profile-updates`: the stored `/engage` and `/groups` operations, as NDJSON.
+pub(crate) async fn profile_updates(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+) -> Result<Response, ApiError> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let admin = state.admin_token.as_deref().map(String::as_str);
+    let project = state
+        .projects
+        .authenticate(auth, p.project_id.as_deref(), admin, false)?;
+    let stream = state
+        .engine
+        .export_profile_updates(project.project.id)
+        .await?;
+    Ok(ndjson_body(stream))
+}
+
+fn ndjson_body(stream: canopy_query::ExportStream) -> Response {
+    let body = Body::from_stream(stream.map(|chunk| {
+        chunk.map_err(|e| {
+            tracing::error!(error = %e, "export stream failed");
+            std::io::Error::other("export failed")
+        })
+    }));
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
 fn day_start_ms(s: &str, field: &str) -> Result<i64, ApiError> {
-    let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| ApiError::BadRequest(format!("{field} must be a date in the form yyyy-mm-dd")))?;
-    Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or(0))
+    let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+        ApiError::BadRequest(format!("{field} must be a date in the form yyyy-mm-dd"))
+    })?;
+    Ok(d.and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or(0))
 }
 
 pub(crate) async fn export(
@@ -35,24 +73,35 @@ pub(crate) async fn export(
     headers: HeaderMap,
     Query(p): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let project = state.projects.authenticate(
         auth,
         p.project_id.as_deref(),
         state.admin_token.as_deref().map(String::as_str),
         false,
     )?;
-    let from = p.from_date.as_deref().ok_or_else(|| ApiError::BadRequest("from_date is required".into()))?;
-    let to = p.to_date.as_deref().ok_or_else(|| ApiError::BadRequest("to_date is required".into()))?;
+    let from = p
+        .from_date
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("from_date is required".into()))?;
+    let to = p
+        .to_date
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("to_date is required".into()))?;
     let from_ms = day_start_ms(from, "from_date")?;
     let to_ms = day_start_ms(to, "to_date")? + 86_400_000;
     let events: Vec<String> = match p.event.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(e) => serde_json::from_str(e)
-            .map_err(|_| ApiError::BadRequest("event must be a JSON array of event names".into()))?,
+        Some(e) => serde_json::from_str(e).map_err(|_| {
+            ApiError::BadRequest("event must be a JSON array of event names".into())
+        })?,
         None => Vec::new(),
     };
     if p.limit.is_some_and(|l| l > MAX_LIMIT) {
-        return Err(ApiError::BadRequest(format!("limit must be at most {MAX_LIMIT}")));
+        return Err(ApiError::BadRequest(format!(
+            "limit must be at most {MAX_LIMIT}"
+        )));
     }
     let request = ExportRequest {
         project: project.project.id,
@@ -61,14 +110,11 @@ pub(crate) async fn export(
         events,
         where_expr: p.where_expr,
         limit: p.limit,
-        time_in_ms: p.time_in_ms.as_deref().is_some_and(|v| v == "true" || v == "1"),
+        time_in_ms: p
+            .time_in_ms
+            .as_deref()
+            .is_some_and(|v| v == "true" || v == "1"),
     };
     let stream = state.engine.export(request).await?;
-    let body = Body::from_stream(stream.map(|chunk| {
-        chunk.map_err(|e| {
-            tracing::error!(error = %e, "export stream failed");
-            std::io::Error::other("export failed")
-        })
-    }));
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+    Ok(ndjson_body(stream))
 }

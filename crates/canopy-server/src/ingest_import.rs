@@ -1,9 +1,9 @@
 //! `/import`: authenticated historical import (reference §6).
 
+use crate::AppState;
 use crate::ingest_track::{count_rejected, process};
 use crate::request;
 use crate::respond::ingest_response;
-use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{Request, StatusCode};
@@ -17,7 +17,10 @@ pub(crate) async fn import(State(state): State<AppState>, req: Request<Body>) ->
     // project_id and strict may sit in the query or (Python) the form body.
     let mut params = Params::default();
     let query_pairs = parse_form(raw.query.as_bytes());
-    let project_id = query_pairs.iter().find(|(k, _)| k == "project_id").map(|(_, v)| v.clone());
+    let project_id = query_pairs
+        .iter()
+        .find(|(k, _)| k == "project_id")
+        .map(|(_, v)| v.clone());
     let project = match state.projects.authenticate(
         raw.authorization.as_deref(),
         project_id.as_deref(),
@@ -30,19 +33,28 @@ pub(crate) async fn import(State(state): State<AppState>, req: Request<Body>) ->
             return e.into_response();
         }
     };
-    params.strict = query_pairs.iter().any(|(k, v)| k == "strict" && (v == "1" || v == "true"));
+    params.strict = query_pairs
+        .iter()
+        .any(|(k, v)| k == "strict" && (v == "1" || v == "true"));
     let limits = state.limits.clone();
     let strict = params.strict;
     let normalize = move |item: Value, now_ms: i64| {
-        let ctx = EventContext { endpoint: Endpoint::Import { strict }, now_ms, track_max_age_ms: 0, limits: &limits };
+        let ctx = EventContext {
+            endpoint: Endpoint::Import { strict },
+            now_ms,
+            track_max_age_ms: 0,
+            limits: &limits,
+        };
         Ok(normalize_event(item, &ctx)?.map(|(t, e)| (t, Record::Event(e))))
     };
-    let (params, outcome) = match process(&state, &raw, "import", &normalize, Some(&project)).await {
+    let (params, outcome) = match process(&state, &raw, "import", &normalize, Some(&project)).await
+    {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
     if let Some(f) = &outcome.fatal {
-        let status = if f.reason == Reason::BodyTooLarge || f.reason == Reason::DecompressedTooLarge {
+        let status = if f.reason == Reason::BodyTooLarge || f.reason == Reason::DecompressedTooLarge
+        {
             StatusCode::PAYLOAD_TOO_LARGE
         } else {
             StatusCode::BAD_REQUEST
@@ -56,7 +68,12 @@ pub(crate) async fn import(State(state): State<AppState>, req: Request<Body>) ->
         return ingest_response(&params, &outcome);
     }
     if outcome.rejected.is_empty() {
-        return (StatusCode::OK, axum::Json(json!({"code": 200, "num_records_imported": outcome.accepted, "status": "OK"})))
+        return (
+            StatusCode::OK,
+            axum::Json(
+                json!({"code": 200, "num_records_imported": outcome.accepted, "status": "OK"}),
+            ),
+        )
             .into_response();
     }
     let failed: Vec<Value> = outcome

@@ -1,9 +1,9 @@
 //! `/engage` (user profiles) and `/groups` (group profiles): stored as profile updates.
 
+use crate::AppState;
 use crate::ingest_track::process;
 use crate::request;
 use crate::respond::ingest_response;
-use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::Request;
@@ -20,7 +20,12 @@ pub(crate) async fn groups(State(state): State<AppState>, req: Request<Body>) ->
     profiles(state, req, ProfileKind::Group, "groups").await
 }
 
-async fn profiles(state: AppState, req: Request<Body>, kind: ProfileKind, endpoint: &'static str) -> Response {
+async fn profiles(
+    state: AppState,
+    req: Request<Body>,
+    kind: ProfileKind,
+    endpoint: &'static str,
+) -> Response {
     let raw = request::read(req, state.limits.max_body_bytes).await;
     let limits = state.limits.clone();
     let normalize = move |item: Value, now_ms: i64| {

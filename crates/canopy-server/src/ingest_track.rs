@@ -3,12 +3,14 @@
 use crate::projects::{ResolvedProject, person_key};
 use crate::request::{self, RawRequest};
 use crate::respond::{Outcome, ingest_response};
-use crate::{AppState, ApiError};
+use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::Request;
 use axum::response::{IntoResponse, Response};
-use canopy_ingest::{Endpoint, EventContext, Params, Reason, Rejection, decode_payload, normalize_event};
+use canopy_ingest::{
+    Endpoint, EventContext, Params, Reason, Rejection, decode_payload, normalize_event,
+};
 use canopy_types::{ProfileTarget, ProjectId, Record};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -25,7 +27,12 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request<Body>) -> 
     let raw = request::read(req, state.limits.max_body_bytes).await;
     let limits = state.limits.clone();
     let normalize = move |item: Value, now_ms: i64| {
-        let ctx = EventContext { endpoint: Endpoint::Track, now_ms, track_max_age_ms: TRACK_MAX_AGE_MS, limits: &limits };
+        let ctx = EventContext {
+            endpoint: Endpoint::Track,
+            now_ms,
+            track_max_age_ms: TRACK_MAX_AGE_MS,
+            limits: &limits,
+        };
         Ok(normalize_event(item, &ctx)?.map(|(t, e)| (t, Record::Event(e))))
     };
     match process(&state, &raw, "track", &normalize, None).await {
@@ -51,21 +58,22 @@ pub(crate) async fn process(
             count_rejected(endpoint, r.reason, 1);
             outcome.fatal = Some(r.clone());
             // The query string still says how to answer (verbose, callback).
-            let params = decode_payload(raw.parts(b""), &state.limits).err().map(|(p, _)| p).unwrap_or_default();
+            let params = decode_payload(raw.parts(b""), &state.limits).params;
             return Ok((params, outcome));
         }
     };
-    let decoded = match decode_payload(raw.parts(&body), &state.limits) {
-        Ok(d) => d,
-        Err((params, r)) => {
+    let decoded = decode_payload(raw.parts(&body), &state.limits);
+    let items = match decoded.items {
+        Ok(items) => items,
+        Err(r) => {
             count_rejected(endpoint, r.reason, 1);
             outcome.fatal = Some(r);
-            return Ok((params, outcome));
+            return Ok((decoded.params, outcome));
         }
     };
     let now = state.clock.now_ms();
     let mut groups: BTreeMap<ProjectId, (ResolvedProject, Vec<Record>)> = BTreeMap::new();
-    for (i, item) in decoded.items.into_iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         let (token, mut record) = match normalize(item, now) {
             Ok(Some(x)) => x,
             Ok(None) => continue,
@@ -94,14 +102,20 @@ pub(crate) async fn process(
             },
         };
         assign(&mut record, &project);
-        groups.entry(project.project.id).or_insert_with(|| (project, Vec::new())).1.push(record);
+        groups
+            .entry(project.project.id)
+            .or_insert_with(|| (project, Vec::new()))
+            .1
+            .push(record);
     }
     for (id, (_, records)) in groups {
         let n = records.len();
         let stored = state.store.append(id, records).await?;
         outcome.accepted += n;
-        metrics::counter!("canopy_ingest_accepted_total", "endpoint" => endpoint).increment(stored.stored as u64);
-        metrics::counter!("canopy_ingest_duplicates_total", "endpoint" => endpoint).increment(stored.duplicates as u64);
+        metrics::counter!("canopy_ingest_accepted_total", "endpoint" => endpoint)
+            .increment(stored.stored as u64);
+        metrics::counter!("canopy_ingest_duplicates_total", "endpoint" => endpoint)
+            .increment(stored.duplicates as u64);
     }
     Ok((decoded.params, outcome))
 }
@@ -115,10 +129,16 @@ fn assign(record: &mut Record, project: &ResolvedProject) {
         Record::Profile(p) => {
             p.project = project.project.id;
             p.person = match &p.target {
-                ProfileTarget::User { distinct_id } => person_key(&project.person_salt, distinct_id),
-                ProfileTarget::Group { group_key, group_id } => {
-                    person_key(&project.person_salt, &format!("$group:{group_key}:{group_id}"))
+                ProfileTarget::User { distinct_id } => {
+                    person_key(&project.person_salt, distinct_id)
                 }
+                ProfileTarget::Group {
+                    group_key,
+                    group_id,
+                } => person_key(
+                    &project.person_salt,
+                    &format!("$group:{group_key}:{group_id}"),
+                ),
             };
         }
     }

@@ -19,8 +19,8 @@ mod respond;
 mod routes;
 
 pub use error::ApiError;
-pub use observability::{install_metrics, MetricsHandle};
-pub use projects::{person_key, Projects};
+pub use observability::{MetricsHandle, install_metrics};
+pub use projects::{Projects, person_key};
 pub use routes::{router, serve};
 
 use canopy_control::ControlPlane;

@@ -15,7 +15,9 @@ pub fn install_metrics() -> Result<MetricsHandle, String> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Suffix("_seconds".into()),
-            &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+            &[
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ],
         )
         .map_err(|e| e.to_string())?
         .install_recorder()
@@ -34,7 +36,8 @@ pub(crate) async fn log_requests(req: Request<Body>, next: Next) -> Response {
     let resp = next.run(req).await;
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
-    metrics::histogram!("canopy_http_request_seconds", "route" => path.clone()).record(elapsed.as_secs_f64());
+    metrics::histogram!("canopy_http_request_seconds", "route" => path.clone())
+        .record(elapsed.as_secs_f64());
     tracing::debug!(%method, route = %path, status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
     resp
 }

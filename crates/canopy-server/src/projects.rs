@@ -28,12 +28,17 @@ pub struct Projects {
     control: Arc<dyn ControlPlane>,
     keyring: Arc<dyn ProjectKeyring>,
     by_token: RwLock<HashMap<String, (Option<ResolvedProject>, Instant)>>,
-    by_secret: RwLock<HashMap<[u8; 32], (ProjectId, Instant)>>,
+    by_secret: RwLock<HashMap<[u8; 32], (ResolvedProject, Instant)>>,
 }
 
 impl Projects {
     pub fn new(control: Arc<dyn ControlPlane>, keyring: Arc<dyn ProjectKeyring>) -> Self {
-        Self { control, keyring, by_token: RwLock::default(), by_secret: RwLock::default() }
+        Self {
+            control,
+            keyring,
+            by_token: RwLock::default(),
+            by_secret: RwLock::default(),
+        }
     }
 
     pub fn control(&self) -> &Arc<dyn ControlPlane> {
@@ -48,15 +53,18 @@ impl Projects {
         let mut h = Sha256::new();
         h.update(b"canopy-person-key-v1");
         h.update(key.as_bytes());
-        Ok(ResolvedProject { project, person_salt: h.finalize().into() })
+        Ok(ResolvedProject {
+            project,
+            person_salt: h.finalize().into(),
+        })
     }
 
     /// The project whose public token this is.
     pub fn by_token(&self, token: &str) -> Result<Option<ResolvedProject>, ApiError> {
-        if let Some((p, at)) = self.by_token.read().get(token) {
-            if p.is_some() || at.elapsed() < NEGATIVE_TTL {
-                return Ok(p.clone());
-            }
+        if let Some((p, at)) = self.by_token.read().get(token)
+            && (p.is_some() || at.elapsed() < NEGATIVE_TTL)
+        {
+            return Ok(p.clone());
         }
         if token.len() > 128 {
             return Ok(None);
@@ -93,18 +101,24 @@ impl Projects {
     ) -> Result<ResolvedProject, ApiError> {
         let auth = authorization.ok_or(ApiError::Unauthorized)?;
         let wanted = match project_id.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => Some(ProjectId(s.parse().map_err(|_| ApiError::BadRequest("project_id must be a number".into()))?)),
+            Some(s) => Some(ProjectId(s.parse().map_err(|_| {
+                ApiError::BadRequest("project_id must be a number".into())
+            })?)),
             None => None,
         };
         if let Some(bearer) = auth.strip_prefix("Bearer ") {
-            let ok = admin_token.is_some_and(|t| constant_time_eq(t.as_bytes(), bearer.trim().as_bytes()));
+            let ok = admin_token
+                .is_some_and(|t| constant_time_eq(t.as_bytes(), bearer.trim().as_bytes()));
             let id = wanted.ok_or_else(|| ApiError::BadRequest("project_id is required".into()))?;
             if !ok {
                 return Err(ApiError::Unauthorized);
             }
             return self.by_id(id)?.ok_or(ApiError::Unauthorized);
         }
-        let basic = auth.strip_prefix("Basic ").ok_or(ApiError::Unauthorized)?.trim();
+        let basic = auth
+            .strip_prefix("Basic ")
+            .ok_or(ApiError::Unauthorized)?
+            .trim();
         // Mixpanel accepts the credentials base64-encoded or in plain text.
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(basic)
@@ -119,28 +133,33 @@ impl Projects {
             }
             return Ok(p);
         }
-        if allow_token && pass.is_empty() && wanted.is_none() {
-            if let Some(p) = self.by_token(user)? {
-                return Ok(p);
-            }
+        if allow_token
+            && pass.is_empty()
+            && wanted.is_none()
+            && let Some(p) = self.by_token(user)?
+        {
+            return Ok(p);
         }
         Err(ApiError::Unauthorized)
     }
 
     fn by_secret(&self, secret: &str) -> Result<Option<ResolvedProject>, ApiError> {
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        if let Some((id, at)) = self.by_secret.read().get(&digest) {
-            if at.elapsed() < SECRET_TTL {
-                return self.by_id(*id);
-            }
+        if let Some((p, at)) = self.by_secret.read().get(&digest)
+            && at.elapsed() < SECRET_TTL
+        {
+            return Ok(Some(p.clone()));
         }
-        let Some(project) = self.control.project_by_secret(secret)? else { return Ok(None) };
+        let Some(project) = self.control.project_by_secret(secret)? else {
+            return Ok(None);
+        };
         let mut cache = self.by_secret.write();
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache.insert(digest, (project.id, Instant::now()));
-        Ok(Some(self.resolve(project)?))
+        let resolved = self.resolve(project)?;
+        cache.insert(digest, (resolved.clone(), Instant::now()));
+        Ok(Some(resolved))
     }
 }
 

@@ -13,13 +13,19 @@ pub(crate) struct RawRequest {
 }
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 pub(crate) async fn read(req: Request<Body>, max_body: usize) -> RawRequest {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, max_body).await.map_err(|_| {
-        Rejection::new(Reason::BodyTooLarge, "body", format!("request body exceeds {max_body} bytes"))
+        Rejection::new(
+            Reason::BodyTooLarge,
+            "body",
+            format!("request body exceeds {max_body} bytes"),
+        )
     });
     RawRequest {
         query: parts.uri.query().unwrap_or("").to_string(),

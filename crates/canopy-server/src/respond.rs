@@ -35,7 +35,9 @@ impl Outcome {
         match self.rejected.as_slice() {
             [] => None,
             [(i, r)] => Some(format!("item {i}: {}", r.message)),
-            [(i, r), rest @ ..] => Some(format!("item {i}: {} (and {} more)", r.message, rest.len())),
+            [(i, r), rest @ ..] => {
+                Some(format!("item {i}: {} (and {} more)", r.message, rest.len()))
+            }
         }
     }
 }
@@ -63,12 +65,21 @@ pub(crate) fn ingest_response(params: &Params, outcome: &Outcome) -> Response {
         Value::from(status)
     };
     if let Some(cb) = &params.callback {
-        return (StatusCode::OK, [(header::CONTENT_TYPE, "text/javascript")], format!("{cb}({body});"))
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/javascript")],
+            format!("{cb}({body});"),
+        )
             .into_response();
     }
     if params.verbose {
         (StatusCode::OK, axum::Json(body)).into_response()
     } else {
-        (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], status.to_string()).into_response()
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain")],
+            status.to_string(),
+        )
+            .into_response()
     }
 }

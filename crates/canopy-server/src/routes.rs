@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/record", any(aux::record))
         .route("/api/2.0/export", get(export::export))
         .route("/api/query/export", get(export::export))
+        .route("/api/v1/profile-updates", get(export::profile_updates))
         .route("/healthz", get(aux::healthz))
         .route("/readyz", get(aux::readyz))
         .route("/metrics", get(aux::metrics))

@@ -22,7 +22,10 @@ fn run(inner: Arc<Inner>) {
         {
             let mut flag = inner.shared.wake_flag.lock();
             if !*flag {
-                let _ = inner.shared.wake.wait_for(&mut flag, std::time::Duration::from_millis(500));
+                let _ = inner
+                    .shared
+                    .wake
+                    .wait_for(&mut flag, std::time::Duration::from_millis(500));
             }
             *flag = false;
         }
@@ -33,7 +36,11 @@ fn run(inner: Arc<Inner>) {
         let due = last_flush.elapsed() >= inner.config.flush_interval;
         if active_rows >= inner.config.flush_rows || (due && active_rows > 0) {
             let _guard = inner.flush_lock.lock();
-            let outcome = inner.wal.rotate_blocking().map_err(Into::into).and_then(|_| flush_frozen(&inner));
+            let outcome = inner
+                .wal
+                .rotate_blocking()
+                .map_err(Into::into)
+                .and_then(|_| flush_frozen(&inner));
             if let Err(e) = outcome {
                 tracing::error!(error = %e, "flush failed; will retry");
             }

@@ -40,8 +40,15 @@ fn typed_column_name(kind: Kind, property: &str) -> String {
     format!("{PROPERTY_COLUMN_PREFIX}{t}.{property}")
 }
 /// The fixed columns of the events table, in order.
-pub const EVENT_FIXED_COLUMNS: [&str; 7] =
-    ["time", "person", "distinct_id", "event", "insert_id", "received", "props_other"];
+pub const EVENT_FIXED_COLUMNS: [&str; 7] = [
+    "time",
+    "person",
+    "distinct_id",
+    "event",
+    "insert_id",
+    "received",
+    "props_other",
+];
 /// At most this many typed property columns per segment.
 const MAX_TYPED_COLUMNS: usize = 192;
 /// Largest integer a Float64 holds exactly.
@@ -78,7 +85,9 @@ pub(crate) fn json_number(f: f64) -> Value {
     if f.fract() == 0.0 && f.abs() <= EXACT_F64 {
         Value::from(f as i64)
     } else {
-        Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+        Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
     }
 }
 
@@ -121,8 +130,11 @@ enum TypedBuilder {
 /// Builds one record batch from events, in the order given (the caller sorts).
 pub fn events_to_batch(events: &[&Event]) -> Result<RecordBatch> {
     let typed = choose_typed(events);
-    let index: HashMap<&str, usize> =
-        typed.iter().enumerate().map(|(i, (k, _))| (k.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = typed
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.as_str(), i))
+        .collect();
     let n = events.len();
     let mut builders: Vec<TypedBuilder> = typed
         .iter()
@@ -222,16 +234,19 @@ pub fn events_to_batch(events: &[&Event]) -> Result<RecordBatch> {
         fields.push(Field::new(typed_column_name(*kind, key), dt, true));
         columns.push(arr);
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// Reads events back out of a batch written by [`events_to_batch`] (or a table-wide schema
 /// that extends it).
 pub fn batch_to_events(batch: &RecordBatch, project: ProjectId) -> Result<Vec<Event>> {
     let col = |name: &str| {
-        batch.column_by_name(name).ok_or_else(|| {
-            crate::StoreError::Manifest(format!("segment lacks the column {name}"))
-        })
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| crate::StoreError::Manifest(format!("segment lacks the column {name}")))
     };
     let time = downcast::<TimestampMillisecondArray>(col("time")?)?;
     let person = downcast::<UInt64Array>(col("person")?)?;
@@ -317,14 +332,26 @@ mod tests {
     #[test]
     fn properties_round_trip_through_typed_and_fallback_columns() {
         let events = vec![
-            ev(1, json!({"plan": "pro", "n": 3, "ok": true, "tags": ["a"], "big": 18446744073709551615u64})),
+            ev(
+                1,
+                json!({"plan": "pro", "n": 3, "ok": true, "tags": ["a"], "big": 18446744073709551615u64}),
+            ),
             ev(2, json!({"plan": 7, "n": 2.5, "nested": {"x": 1}})),
             ev(3, json!({})),
         ];
         let refs: Vec<&Event> = events.iter().collect();
         let batch = events_to_batch(&refs).unwrap();
-        assert!(batch.schema().fields().iter().any(|f| property_of_column(f.name()) == Some("plan")));
-        assert_eq!(batch.schema().field_with_name("p.n.n").unwrap().data_type(), &DataType::Float64);
+        assert!(
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .any(|f| property_of_column(f.name()) == Some("plan"))
+        );
+        assert_eq!(
+            batch.schema().field_with_name("p.n.n").unwrap().data_type(),
+            &DataType::Float64
+        );
         assert_eq!(property_of_column("p.s.a.b"), Some("a.b"));
         assert_eq!(property_of_column("p.x"), None);
         let back = batch_to_events(&batch, ProjectId(1)).unwrap();

@@ -1,6 +1,7 @@
 //! Merging a partition's small segments into one, so scans open few files and a person's
 //! bucket stays a handful of segments.
 
+use crate::Result;
 use crate::columns::{batch_to_events, events_to_batch};
 use crate::flush::new_segment;
 use crate::layout::{Partition, Table};
@@ -8,7 +9,6 @@ use crate::manifest::SegmentMeta;
 use crate::profiles::{batch_to_profiles, profiles_to_batch};
 use crate::segment::read_segment;
 use crate::store::Inner;
-use crate::Result;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -51,8 +51,12 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
     let mut replaced: Vec<u64> = Vec::new();
     let mut added: Vec<SegmentMeta> = Vec::new();
     for (partition, ids) in &plans {
-        let olds: Vec<SegmentMeta> =
-            manifest.segments.iter().filter(|s| ids.contains(&s.id)).cloned().collect();
+        let olds: Vec<SegmentMeta> = manifest
+            .segments
+            .iter()
+            .filter(|s| ids.contains(&s.id))
+            .cloned()
+            .collect();
         let merged = merge(inner, &mut manifest, *partition, &olds)?;
         replaced.extend(ids);
         added.push(merged);
@@ -70,7 +74,9 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
         graveyard.extend(gone);
     }
     *inner.manifest.lock() = manifest;
-    inner.compactions.fetch_add(plans.len() as u64, Ordering::Relaxed);
+    inner
+        .compactions
+        .fetch_add(plans.len() as u64, Ordering::Relaxed);
     metrics::counter!("canopy_store_compactions_total").increment(plans.len() as u64);
     sweep_graveyard(inner);
     Ok(plans.len())
@@ -91,7 +97,11 @@ fn merge(
             let pk = inner.keyring.project_key(project.0)?;
             pk.unwrap_key(&s.wrapped_key, &crate::layout::segment_key_purpose(s.id))?
         };
-        batches.extend(read_segment(&inner.config.data_dir.join(&s.file), &key, s.id)?);
+        batches.extend(read_segment(
+            &inner.config.data_dir.join(&s.file),
+            &key,
+            s.id,
+        )?);
     }
     let batch = match partition.table {
         Table::Events => {

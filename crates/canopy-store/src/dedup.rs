@@ -10,7 +10,13 @@ pub(crate) struct DedupWindow {
     capacity: usize,
 }
 
-pub(crate) fn dedup_key(project: u64, name: &str, distinct_id: &str, time_ms: i64, insert_id: &str) -> u128 {
+pub(crate) fn dedup_key(
+    project: u64,
+    name: &str,
+    distinct_id: &str,
+    time_ms: i64,
+    insert_id: &str,
+) -> u128 {
     let mut a = std::collections::hash_map::DefaultHasher::new();
     let mut b = std::collections::hash_map::DefaultHasher::new();
     0xA5u8.hash(&mut b);
@@ -22,7 +28,12 @@ pub(crate) fn dedup_key(project: u64, name: &str, distinct_id: &str, time_ms: i6
 
 impl DedupWindow {
     pub(crate) fn new(ttl_ms: i64, capacity: usize) -> Self {
-        Self { seen: HashMap::new(), order: VecDeque::new(), ttl_ms, capacity }
+        Self {
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+            ttl_ms,
+            capacity,
+        }
     }
 
     /// Records `key` as seen at `now_ms`; returns false when it was already in the window.

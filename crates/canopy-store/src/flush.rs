@@ -1,12 +1,12 @@
 //! Writing frozen tail generations as segments.
 
+use crate::Result;
 use crate::columns::events_to_batch;
 use crate::layout::{Month, Partition, Table, segment_key_purpose, segment_rel_path};
 use crate::manifest::{Manifest, SegmentMeta};
 use crate::profiles::profiles_to_batch;
 use crate::segment::write_segment;
 use crate::store::Inner;
-use crate::Result;
 use arrow::record_batch::RecordBatch;
 use canopy_crypto::Key;
 use canopy_types::{Event, ProfileUpdate};
@@ -38,17 +38,38 @@ pub(crate) fn flush_frozen(inner: &Inner) -> Result<usize> {
                 rows.sort_by_key(|e| (e.person.0, e.time_ms));
                 let (min, max) = time_range(rows.iter().map(|e| e.time_ms));
                 let batch = events_to_batch(&rows)?;
-                let partition = Partition { project: *project, table: Table::Events, month, bucket };
-                added.push(new_segment(inner, &mut manifest, partition, &[batch], (min, max))?);
+                let partition = Partition {
+                    project: *project,
+                    table: Table::Events,
+                    month,
+                    bucket,
+                };
+                added.push(new_segment(
+                    inner,
+                    &mut manifest,
+                    partition,
+                    &[batch],
+                    (min, max),
+                )?);
                 written += rows.len();
             }
             for ((month, bucket), mut rows) in profiles {
                 rows.sort_by_key(|p| (p.person.0, p.time_ms));
                 let (min, max) = time_range(rows.iter().map(|p| p.time_ms));
                 let batch = profiles_to_batch(&rows)?;
-                let partition =
-                    Partition { project: *project, table: Table::ProfileUpdates, month, bucket };
-                added.push(new_segment(inner, &mut manifest, partition, &[batch], (min, max))?);
+                let partition = Partition {
+                    project: *project,
+                    table: Table::ProfileUpdates,
+                    month,
+                    bucket,
+                };
+                added.push(new_segment(
+                    inner,
+                    &mut manifest,
+                    partition,
+                    &[batch],
+                    (min, max),
+                )?);
                 written += rows.len();
             }
         }
@@ -98,5 +119,15 @@ pub(crate) fn new_segment(
     if let Some(b) = batches.first() {
         let _ = schema.set(b.schema());
     }
-    Ok(SegmentMeta { id, partition, file, rows, bytes, min_time_ms, max_time_ms, wrapped_key: wrapped, schema })
+    Ok(SegmentMeta {
+        id,
+        partition,
+        file,
+        rows,
+        bytes,
+        min_time_ms,
+        max_time_ms,
+        wrapped_key: wrapped,
+        schema,
+    })
 }

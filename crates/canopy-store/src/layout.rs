@@ -33,13 +33,19 @@ pub struct Month {
 impl Month {
     pub fn of_ms(ms: i64) -> Month {
         let dt = DateTime::from_timestamp_millis(ms).unwrap_or_default();
-        Month { year: dt.year(), month: dt.month() }
+        Month {
+            year: dt.year(),
+            month: dt.month(),
+        }
     }
 
     pub fn parse(s: &str) -> Option<Month> {
         let (y, m) = s.split_once('-')?;
         let month: u32 = m.parse().ok()?;
-        (1..=12).contains(&month).then_some(Month { year: y.parse().ok()?, month })
+        (1..=12).contains(&month).then_some(Month {
+            year: y.parse().ok()?,
+            month,
+        })
     }
 }
 
@@ -85,7 +91,13 @@ mod tests {
     fn months_are_utc() {
         assert_eq!(Month::of_ms(1_700_000_000_000).to_string(), "2023-11");
         assert_eq!(Month::of_ms(0).to_string(), "1970-01");
-        assert_eq!(Month::parse("2026-02"), Some(Month { year: 2026, month: 2 }));
+        assert_eq!(
+            Month::parse("2026-02"),
+            Some(Month {
+                year: 2026,
+                month: 2
+            })
+        );
         assert_eq!(Month::parse("2026-13"), None);
     }
 }

@@ -23,7 +23,10 @@ mod segment;
 mod store;
 mod tail;
 
-pub use columns::{EVENT_FIXED_COLUMNS, PROPERTY_COLUMN_PREFIX, batch_to_events, events_to_batch, property_of_column};
+pub use columns::{
+    EVENT_FIXED_COLUMNS, PROPERTY_COLUMN_PREFIX, batch_to_events, events_to_batch,
+    property_of_column,
+};
 pub use layout::{Month, Table};
 pub use manifest::SegmentMeta;
 pub use profiles::{batch_to_profiles, profiles_to_batch};
@@ -34,7 +37,11 @@ pub use tail::TailChunk;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage I/O on {path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Wal(#[from] canopy_wal::WalError),
     #[error(transparent)]
@@ -53,14 +60,20 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn is_overload(&self) -> bool {
-        matches!(self, StoreError::Overloaded | StoreError::Wal(canopy_wal::WalError::Overloaded))
+        matches!(
+            self,
+            StoreError::Overloaded | StoreError::Wal(canopy_wal::WalError::Overloaded)
+        )
     }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.display().to_string(), source }
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 
 use crate::layout::{Month, Partition, Table};
 use crate::{Result, StoreError, io_err};
+use arrow::datatypes::SchemaRef;
 use canopy_crypto::WrappedKey;
 use canopy_types::ProjectId;
 use serde::{Deserialize, Serialize};
-use arrow::datatypes::SchemaRef;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -95,7 +95,12 @@ impl Manifest {
                 .ok_or_else(|| StoreError::Manifest(format!("bad month {}", s.month)))?;
             segments.push(SegmentMeta {
                 id: s.id,
-                partition: Partition { project: ProjectId(s.project), table: s.table, month, bucket: s.bucket },
+                partition: Partition {
+                    project: ProjectId(s.project),
+                    table: s.table,
+                    month,
+                    bucket: s.bucket,
+                },
                 file: PathBuf::from(s.file),
                 rows: s.rows,
                 bytes: s.bytes,
@@ -142,8 +147,8 @@ impl Manifest {
                 })
                 .collect(),
         };
-        let json = serde_json::to_vec_pretty(&v)
-            .map_err(|e| StoreError::Manifest(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&v).map_err(|e| StoreError::Manifest(e.to_string()))?;
         let path = manifest_path(data_dir);
         let tmp = path.with_extension("json.tmp");
         {
@@ -153,7 +158,9 @@ impl Manifest {
             f.sync_all().map_err(io_err(&tmp))?;
         }
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(io_err(data_dir))?;
+        std::fs::File::open(data_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(data_dir))?;
         Ok(())
     }
 }

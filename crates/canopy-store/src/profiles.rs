@@ -30,7 +30,10 @@ pub fn profiles_to_batch(updates: &[&ProfileUpdate]) -> Result<RecordBatch> {
                 key.append_value(distinct_id);
                 group_id.append_null();
             }
-            ProfileTarget::Group { group_key, group_id: gid } => {
+            ProfileTarget::Group {
+                group_key,
+                group_id: gid,
+            } => {
                 kind.append_value("group");
                 key.append_value(group_key);
                 group_id.append_value(gid);
@@ -79,9 +82,14 @@ pub fn batch_to_profiles(batch: &RecordBatch, project: ProjectId) -> Result<Vec<
     let mut out = Vec::with_capacity(batch.num_rows());
     for r in 0..batch.num_rows() {
         let target = if kind.value(r) == "group" {
-            ProfileTarget::Group { group_key: key.value(r).into(), group_id: gid.value(r).into() }
+            ProfileTarget::Group {
+                group_key: key.value(r).into(),
+                group_id: gid.value(r).into(),
+            }
         } else {
-            ProfileTarget::User { distinct_id: key.value(r).into() }
+            ProfileTarget::User {
+                distinct_id: key.value(r).into(),
+            }
         };
         out.push(ProfileUpdate {
             project,

@@ -30,7 +30,9 @@ pub(crate) fn write_segment(
     segment_id: u64,
 ) -> Result<u64> {
     let Some(first) = batches.first() else {
-        return Err(crate::StoreError::Manifest("refusing to write an empty segment".into()));
+        return Err(crate::StoreError::Manifest(
+            "refusing to write an empty segment".into(),
+        ));
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -53,7 +55,9 @@ pub(crate) fn write_segment(
     let size = file.metadata().map_err(io_err(&tmp))?.len();
     drop(file);
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))?;
     Ok(size)
 }
 
@@ -68,11 +72,19 @@ pub fn segment_decryption_properties(
 }
 
 /// Reads only a segment's footer, for its schema.
-pub fn read_segment_schema(path: &Path, key: &Key, segment_id: u64) -> Result<arrow::datatypes::SchemaRef> {
+pub fn read_segment_schema(
+    path: &Path,
+    key: &Key,
+    segment_id: u64,
+) -> Result<arrow::datatypes::SchemaRef> {
     let file = File::open(path).map_err(io_err(path))?;
     let options = ArrowReaderOptions::new()
         .with_file_decryption_properties(segment_decryption_properties(key, segment_id)?);
-    Ok(ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)?.schema().clone())
+    Ok(
+        ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)?
+            .schema()
+            .clone(),
+    )
 }
 
 /// Reads a whole segment.
@@ -114,7 +126,7 @@ mod tests {
         };
         let batch = events_to_batch(&[&e]).unwrap();
         let key = Key::generate();
-        write_segment(&path, &[batch.clone()], &key, 7).unwrap();
+        write_segment(&path, std::slice::from_ref(&batch), &key, 7).unwrap();
         let raw = std::fs::read(&path).unwrap();
         for canary in [&b"canary-zebra"[..], b"canary-distinct", b"Sign up"] {
             assert!(!raw.windows(canary.len()).any(|w| w == canary));

@@ -5,7 +5,7 @@ use crate::dedup::{DedupWindow, dedup_key};
 use crate::flush::flush_frozen;
 use crate::layout::{Table, segment_key_purpose, segments_root};
 use crate::manifest::{Manifest, SegmentMeta};
-use crate::tail::{TailChunk, Tail};
+use crate::tail::{Tail, TailChunk};
 use crate::{Result, StoreError, io_err};
 use canopy_crypto::{Key, ProjectKeyring};
 use canopy_types::{Clock, ProjectId, Record};
@@ -113,7 +113,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("data_dir", &self.inner.config.data_dir).finish()
+        f.debug_struct("Store")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish()
     }
 }
 
@@ -154,7 +156,11 @@ impl Store {
         let mut manifest = match Manifest::load(&dir)? {
             Some(m) => m,
             None => {
-                let mut m = Manifest { buckets: config.buckets.max(1), next_segment_id: 1, ..Default::default() };
+                let mut m = Manifest {
+                    buckets: config.buckets.max(1),
+                    next_segment_id: 1,
+                    ..Default::default()
+                };
                 m.store(&dir)?;
                 m
             }
@@ -177,9 +183,16 @@ impl Store {
         let mut wal_config = WalConfig::new(dir.join("wal"));
         wal_config.fsync = config.fsync;
         // Rebuild the dedup window from what is replayed.
-        let replay_sink = RecoveringSink { shared: shared.clone(), recovering: true };
-        let (wal, report) =
-            Wal::open(wal_config, keyring.clone(), manifest.wal_checkpoint, Box::new(replay_sink))?;
+        let replay_sink = RecoveringSink {
+            shared: shared.clone(),
+            recovering: true,
+        };
+        let (wal, report) = Wal::open(
+            wal_config,
+            keyring.clone(),
+            manifest.wal_checkpoint,
+            Box::new(replay_sink),
+        )?;
         let segments = manifest.segments.iter().cloned().map(Arc::new).collect();
         let inner = Arc::new(Inner {
             config,
@@ -208,7 +221,10 @@ impl Store {
     pub async fn append(&self, project: ProjectId, records: Vec<Record>) -> Result<AppendOutcome> {
         let (records, keys, duplicates) = self.admit(records)?;
         if records.is_empty() {
-            return Ok(AppendOutcome { stored: 0, duplicates });
+            return Ok(AppendOutcome {
+                stored: 0,
+                duplicates,
+            });
         }
         let stored = records.len();
         match self.inner.wal.append(project, records).await {
@@ -221,10 +237,17 @@ impl Store {
     }
 
     /// Blocking [`Store::append`], for the CLI and tests outside a runtime.
-    pub fn append_blocking(&self, project: ProjectId, records: Vec<Record>) -> Result<AppendOutcome> {
+    pub fn append_blocking(
+        &self,
+        project: ProjectId,
+        records: Vec<Record>,
+    ) -> Result<AppendOutcome> {
         let (records, keys, duplicates) = self.admit(records)?;
         if records.is_empty() {
-            return Ok(AppendOutcome { stored: 0, duplicates });
+            return Ok(AppendOutcome {
+                stored: 0,
+                duplicates,
+            });
         }
         let stored = records.len();
         match self.inner.wal.append_blocking(project, records) {
@@ -270,14 +293,21 @@ impl Store {
         let segments = self.inner.segments.read();
         let tail = self.inner.shared.tail.read();
         Snapshot {
-            segments: segments.iter().filter(|s| s.partition.project == project).cloned().collect(),
+            segments: segments
+                .iter()
+                .filter(|s| s.partition.project == project)
+                .cloned()
+                .collect(),
             tail: tail.snapshot(project),
         }
     }
 
     /// The data key of a segment, unwrapped.
     pub fn segment_key(&self, segment: &SegmentMeta) -> Result<Key> {
-        let pk = self.inner.keyring.project_key(segment.partition.project.0)?;
+        let pk = self
+            .inner
+            .keyring
+            .project_key(segment.partition.project.0)?;
         Ok(pk.unwrap_key(&segment.wrapped_key, &segment_key_purpose(segment.id))?)
     }
 
@@ -287,7 +317,8 @@ impl Store {
             return Ok(s.clone());
         }
         let key = self.segment_key(segment)?;
-        let schema = crate::segment::read_segment_schema(&self.segment_path(segment), &key, segment.id)?;
+        let schema =
+            crate::segment::read_segment_schema(&self.segment_path(segment), &key, segment.id)?;
         let _ = segment.schema.set(schema.clone());
         Ok(schema)
     }
@@ -356,9 +387,13 @@ impl Store {
 
 pub(crate) fn record_dedup_key(r: &Record) -> Option<u128> {
     match r {
-        Record::Event(e) if !e.insert_id.is_empty() => {
-            Some(dedup_key(e.project.0, &e.name, &e.distinct_id, e.time_ms, &e.insert_id))
-        }
+        Record::Event(e) if !e.insert_id.is_empty() => Some(dedup_key(
+            e.project.0,
+            &e.name,
+            &e.distinct_id,
+            e.time_ms,
+            &e.insert_id,
+        )),
         _ => None,
     }
 }
@@ -392,7 +427,11 @@ impl WalSink for RecoveringSink {
 
 /// Deletes segment files the manifest does not list (left by a crash mid-flush).
 fn remove_orphans(dir: &Path, manifest: &Manifest) -> Result<()> {
-    let live: HashSet<PathBuf> = manifest.segments.iter().map(|s| dir.join(&s.file)).collect();
+    let live: HashSet<PathBuf> = manifest
+        .segments
+        .iter()
+        .map(|s| dir.join(&s.file))
+        .collect();
     let root = segments_root(dir);
     if !root.exists() {
         return Ok(());

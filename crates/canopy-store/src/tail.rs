@@ -45,7 +45,10 @@ impl ProjectTail {
     }
 
     pub(crate) fn chunks(&self) -> impl Iterator<Item = &TailChunk> {
-        self.sealed.iter().map(|c| c.as_ref()).chain(std::iter::once(&self.open))
+        self.sealed
+            .iter()
+            .map(|c| c.as_ref())
+            .chain(std::iter::once(&self.open))
     }
 }
 

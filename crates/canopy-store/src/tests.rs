@@ -9,7 +9,12 @@ use std::sync::Arc;
 struct Keys(Mutex<HashMap<u64, Key>>);
 impl ProjectKeyring for Keys {
     fn project_key(&self, project: u64) -> Result<Key, CryptoError> {
-        Ok(self.0.lock().entry(project).or_insert_with(Key::generate).clone())
+        Ok(self
+            .0
+            .lock()
+            .entry(project)
+            .or_insert_with(Key::generate)
+            .clone())
     }
 }
 
@@ -60,7 +65,8 @@ fn flushed_and_unflushed_events_survive_reopen_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let keys = Arc::new(Keys::default());
     {
-        let (store, _) = Store::open(config(dir.path()), keys.clone(), Arc::new(SystemClock)).unwrap();
+        let (store, _) =
+            Store::open(config(dir.path()), keys.clone(), Arc::new(SystemClock)).unwrap();
         let batch: Vec<Record> = (0..300).map(|i| ev(i, "")).collect();
         store.append_blocking(ProjectId(1), batch).unwrap();
         store.flush_now().unwrap();
@@ -81,7 +87,10 @@ fn flushed_and_unflushed_events_survive_reopen_exactly_once() {
         let key = store.segment_key(&s).unwrap();
         for b in read_segment(&store.segment_path(&s), &key, s.id).unwrap() {
             let evs = batch_to_events(&b, ProjectId(1)).unwrap();
-            assert!(evs.windows(2).all(|w| (w[0].person, w[0].time_ms) <= (w[1].person, w[1].time_ms)));
+            assert!(
+                evs.windows(2)
+                    .all(|w| (w[0].person, w[0].time_ms) <= (w[1].person, w[1].time_ms))
+            );
         }
     }
 }
@@ -91,12 +100,17 @@ fn duplicates_by_insert_id_are_dropped_even_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let keys = Arc::new(Keys::default());
     {
-        let (store, _) = Store::open(config(dir.path()), keys.clone(), Arc::new(SystemClock)).unwrap();
-        let out = store.append_blocking(ProjectId(1), vec![ev(1, "a"), ev(1, "a"), ev(2, "")]).unwrap();
+        let (store, _) =
+            Store::open(config(dir.path()), keys.clone(), Arc::new(SystemClock)).unwrap();
+        let out = store
+            .append_blocking(ProjectId(1), vec![ev(1, "a"), ev(1, "a"), ev(2, "")])
+            .unwrap();
         assert_eq!((out.stored, out.duplicates), (2, 1));
     }
     let (store, _) = Store::open(config(dir.path()), keys, Arc::new(SystemClock)).unwrap();
-    let out = store.append_blocking(ProjectId(1), vec![ev(1, "a")]).unwrap();
+    let out = store
+        .append_blocking(ProjectId(1), vec![ev(1, "a")])
+        .unwrap();
     assert_eq!(out.duplicates, 1);
     assert_eq!(all_events(&store).len(), 2);
 }
@@ -107,7 +121,9 @@ fn compaction_merges_small_segments_without_losing_rows() {
     let keys = Arc::new(Keys::default());
     let (store, _) = Store::open(config(dir.path()), keys.clone(), Arc::new(SystemClock)).unwrap();
     for round in 0..5u64 {
-        let batch: Vec<Record> = (round * 100..round * 100 + 100).map(|i| ev(i, "")).collect();
+        let batch: Vec<Record> = (round * 100..round * 100 + 100)
+            .map(|i| ev(i, ""))
+            .collect();
         store.append_blocking(ProjectId(1), batch).unwrap();
         store.flush_now().unwrap();
     }
@@ -117,7 +133,10 @@ fn compaction_merges_small_segments_without_losing_rows() {
     assert!(store.stats().segments < before);
     assert_eq!(all_events(&store).len(), 500);
     // Replaced files are gone from disk, and a reopen sees the same.
-    let files = walk(dir.path()).into_iter().filter(|p| p.ends_with(".parquet")).count();
+    let files = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with(".parquet"))
+        .count();
     assert_eq!(files, store.stats().segments);
     drop(store);
     let (store, _) = Store::open(config(dir.path()), keys, Arc::new(SystemClock)).unwrap();

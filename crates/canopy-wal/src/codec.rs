@@ -37,7 +37,10 @@ pub fn encode_records(records: &[Record]) -> Vec<u8> {
                         put_str(&mut out, distinct_id);
                         put_str(&mut out, "");
                     }
-                    ProfileTarget::Group { group_key, group_id } => {
+                    ProfileTarget::Group {
+                        group_key,
+                        group_id,
+                    } => {
                         out.push(TARGET_GROUP);
                         put_str(&mut out, group_key);
                         put_str(&mut out, group_id);
@@ -60,7 +63,9 @@ pub fn decode_records(mut buf: &[u8]) -> Result<Vec<Record>> {
     let r = &mut buf;
     let version = take_u8(r)?;
     if version != CODEC_V1 {
-        return Err(WalError::Format(format!("unknown record codec version {version}")));
+        return Err(WalError::Format(format!(
+            "unknown record codec version {version}"
+        )));
     }
     let n = take_u32(r)? as usize;
     let mut out = Vec::with_capacity(n.min(100_000));
@@ -83,7 +88,10 @@ pub fn decode_records(mut buf: &[u8]) -> Result<Vec<Record>> {
                 let b = take_str(r)?;
                 let target = match kind {
                     TARGET_USER => ProfileTarget::User { distinct_id: a },
-                    TARGET_GROUP => ProfileTarget::Group { group_key: a, group_id: b },
+                    TARGET_GROUP => ProfileTarget::Group {
+                        group_key: a,
+                        group_id: b,
+                    },
                     k => return Err(WalError::Format(format!("unknown profile target {k}"))),
                 };
                 let person = PersonKey(take_u64(r)?);
@@ -179,7 +187,10 @@ mod tests {
             }),
             Record::Profile(ProfileUpdate {
                 project: ProjectId(3),
-                target: ProfileTarget::Group { group_key: "company".into(), group_id: "7".into() },
+                target: ProfileTarget::Group {
+                    group_key: "company".into(),
+                    group_id: "7".into(),
+                },
                 person: PersonKey(0),
                 operation: "$set".into(),
                 value: json!({"name": "Acme"}),

@@ -68,18 +68,24 @@ pub(crate) fn parse_header(bytes: &[u8], expected_seq: WalFileId) -> Result<()> 
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != VERSION {
-        return Err(WalError::Format(format!("unsupported WAL version {version}")));
+        return Err(WalError::Format(format!(
+            "unsupported WAL version {version}"
+        )));
     }
     let mut s = [0u8; 8];
     s.copy_from_slice(&bytes[12..20]);
     if u64::from_le_bytes(s) != expected_seq {
-        return Err(WalError::Format("WAL file sequence does not match its name".into()));
+        return Err(WalError::Format(
+            "WAL file sequence does not match its name".into(),
+        ));
     }
     Ok(())
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 /// The data keys of one WAL file, appended (and fsync'd) before any frame that uses them.
@@ -92,7 +98,12 @@ pub(crate) struct KeysFile {
 
 impl KeysFile {
     pub(crate) fn create(dir: &Path, seq: WalFileId) -> Self {
-        Self { seq, path: wal_keys_path(dir, seq), file: None, keys: HashMap::new() }
+        Self {
+            seq,
+            path: wal_keys_path(dir, seq),
+            file: None,
+            keys: HashMap::new(),
+        }
     }
 
     /// Reads the keys of an existing file, ignoring a torn last entry.
@@ -117,9 +128,17 @@ impl KeysFile {
             let project = u64::from_le_bytes(p);
             let wrapped = WrappedKey::from_bytes(&body[8..])?;
             let pk = keyring.project_key(project)?;
-            keys.insert(project, pk.unwrap_key(&wrapped, &key_purpose(seq, project))?);
+            keys.insert(
+                project,
+                pk.unwrap_key(&wrapped, &key_purpose(seq, project))?,
+            );
         }
-        Ok(Self { seq, path, file: None, keys })
+        Ok(Self {
+            seq,
+            path,
+            file: None,
+            keys,
+        })
     }
 
     pub(crate) fn get(&self, project: u64) -> Option<&Key> {
@@ -137,7 +156,9 @@ impl KeysFile {
             return Ok((k.clone(), false));
         }
         let key = Key::generate();
-        let wrapped = keyring.project_key(project)?.wrap(&key, &key_purpose(self.seq, project))?;
+        let wrapped = keyring
+            .project_key(project)?
+            .wrap(&key, &key_purpose(self.seq, project))?;
         let mut entry = Vec::with_capacity(KEY_ENTRY_LEN);
         entry.extend_from_slice(&project.to_le_bytes());
         entry.extend_from_slice(wrapped.as_bytes());

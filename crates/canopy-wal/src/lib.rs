@@ -22,7 +22,11 @@ pub use writer::{Wal, WalConfig, WalSink};
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
     #[error("WAL I/O on {path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("WAL key: {0}")]
     Crypto(#[from] canopy_crypto::CryptoError),
     #[error("WAL record format: {0}")]
@@ -36,7 +40,10 @@ pub enum WalError {
 pub type Result<T, E = WalError> = std::result::Result<T, E>;
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
-    move |source| WalError::Io { path: path.display().to_string(), source }
+    move |source| WalError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 #[cfg(test)]

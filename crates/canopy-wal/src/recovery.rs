@@ -63,9 +63,14 @@ pub(crate) fn replay_file(
     while pos + FRAME_HEADER_LEN <= bytes.len() {
         let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]])
             as usize;
-        let crc = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
+        let crc = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]);
         let start = pos + FRAME_HEADER_LEN;
-        if len < 16 || len > MAX_FRAME || start + len > bytes.len() {
+        if !(16..=MAX_FRAME).contains(&len) || start + len > bytes.len() {
             break;
         }
         let body = &bytes[start..start + len];
@@ -80,7 +85,12 @@ pub(crate) fn replay_file(
         let key = keys.get(project).ok_or_else(|| {
             WalError::Format(format!("WAL file {seq} has a frame without its data key"))
         })?;
-        let plain = open(key, &frame_nonce(frame), &frame_aad(seq, project, frame), &body[16..])?;
+        let plain = open(
+            key,
+            &frame_nonce(frame),
+            &frame_aad(seq, project, frame),
+            &body[16..],
+        )?;
         let records = decode_records(&plain)?;
         report.frames_replayed += 1;
         report.records_replayed += records.len() as u64;
@@ -89,11 +99,18 @@ pub(crate) fn replay_file(
         valid_end = pos;
     }
     if valid_end < bytes.len() {
-        let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         f.set_len(valid_end as u64).map_err(io_err(&path))?;
         f.sync_all().map_err(io_err(&path))?;
         report.bytes_truncated += (bytes.len() - valid_end) as u64;
-        tracing::warn!(wal_file = seq, bytes = bytes.len() - valid_end, "truncated torn WAL tail");
+        tracing::warn!(
+            wal_file = seq,
+            bytes = bytes.len() - valid_end,
+            "truncated torn WAL tail"
+        );
     }
     report.files_replayed += 1;
     Ok(())

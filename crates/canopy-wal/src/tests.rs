@@ -8,7 +8,12 @@ use std::sync::Arc;
 struct Keys(Mutex<std::collections::HashMap<u64, Key>>);
 impl ProjectKeyring for Keys {
     fn project_key(&self, project: u64) -> Result<Key, CryptoError> {
-        Ok(self.0.lock().entry(project).or_insert_with(Key::generate).clone())
+        Ok(self
+            .0
+            .lock()
+            .entry(project)
+            .or_insert_with(Key::generate)
+            .clone())
     }
 }
 
@@ -36,10 +41,19 @@ fn ev(i: i64) -> Record {
     })
 }
 
-fn open(dir: &std::path::Path, keys: Arc<Keys>, checkpoint: u64) -> (Wal, Collect, crate::RecoveryReport) {
+fn open(
+    dir: &std::path::Path,
+    keys: Arc<Keys>,
+    checkpoint: u64,
+) -> (Wal, Collect, crate::RecoveryReport) {
     let sink = Collect::default();
-    let (wal, report) =
-        Wal::open(WalConfig::new(dir), keys, checkpoint, Box::new(sink.clone())).unwrap();
+    let (wal, report) = Wal::open(
+        WalConfig::new(dir),
+        keys,
+        checkpoint,
+        Box::new(sink.clone()),
+    )
+    .unwrap();
     (wal, sink, report)
 }
 
@@ -50,7 +64,8 @@ fn acknowledged_records_are_replayed_after_restart() {
     {
         let (wal, sink, _) = open(dir.path(), keys.clone(), 0);
         for i in 0..10 {
-            wal.append_blocking(ProjectId(1), vec![ev(i), ev(i + 100)]).unwrap();
+            wal.append_blocking(ProjectId(1), vec![ev(i), ev(i + 100)])
+                .unwrap();
         }
         assert_eq!(sink.0.lock().len(), 20);
     }
@@ -116,7 +131,12 @@ fn losing_the_project_key_makes_frames_unreadable() {
         wal.append_blocking(ProjectId(1), vec![ev(1)]).unwrap();
     }
     let sink = Collect::default();
-    let err = Wal::open(WalConfig::new(dir.path()), Arc::new(Keys::default()), 0, Box::new(sink));
+    let err = Wal::open(
+        WalConfig::new(dir.path()),
+        Arc::new(Keys::default()),
+        0,
+        Box::new(sink),
+    );
     assert!(err.is_err());
 }
 
@@ -130,7 +150,9 @@ async fn concurrent_appends_are_all_acknowledged_once() {
         let wal = wal.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..50 {
-                wal.append(ProjectId(1), vec![ev(t * 1000 + i)]).await.unwrap();
+                wal.append(ProjectId(1), vec![ev(t * 1000 + i)])
+                    .await
+                    .unwrap();
             }
         }));
     }

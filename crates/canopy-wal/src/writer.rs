@@ -2,8 +2,8 @@
 
 use crate::codec::encode_records;
 use crate::file::{
-    FRAME_HEADER_LEN, KeysFile, WalFileId, frame_aad, frame_nonce, header, sync_dir,
-    wal_file_path, wal_keys_path,
+    FRAME_HEADER_LEN, KeysFile, WalFileId, frame_aad, frame_nonce, header, sync_dir, wal_file_path,
+    wal_keys_path,
 };
 use crate::recovery::{RecoveryReport, list_files, replay_file};
 use crate::{Result, WalError, io_err};
@@ -77,8 +77,14 @@ fn sync_ack<T>() -> (Ack<T>, std::sync::mpsc::Receiver<Result<T>>) {
 }
 
 enum Command {
-    Append { project: ProjectId, records: Vec<Record>, done: Ack<()> },
-    Rotate { done: Ack<WalFileId> },
+    Append {
+        project: ProjectId,
+        records: Vec<Record>,
+        done: Ack<()>,
+    },
+    Rotate {
+        done: Ack<WalFileId>,
+    },
 }
 
 /// Handle to the WAL. Cloning is cheap; dropping the last handle stops the writer.
@@ -112,9 +118,13 @@ impl Wal {
                 report.files_removed_as_flushed += 1;
                 continue;
             }
-            replay_file(&config.dir, seq, keyring.as_ref(), &mut report, &mut |records| {
-                sink.apply(records, seq)
-            })?;
+            replay_file(
+                &config.dir,
+                seq,
+                keyring.as_ref(),
+                &mut report,
+                &mut |records| sink.apply(records, seq),
+            )?;
             last = last.max(seq);
         }
         sync_dir(&config.dir)?;
@@ -135,7 +145,11 @@ impl Wal {
     pub async fn append(&self, project: ProjectId, records: Vec<Record>) -> Result<()> {
         let (done, rx) = oneshot::channel();
         let done = Ack::Async(done);
-        match self.tx.try_send(Command::Append { project, records, done }) {
+        match self.tx.try_send(Command::Append {
+            project,
+            records,
+            done,
+        }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(WalError::Overloaded),
             Err(TrySendError::Disconnected(_)) => return Err(WalError::Stopped),
@@ -148,7 +162,11 @@ impl Wal {
     pub fn append_blocking(&self, project: ProjectId, records: Vec<Record>) -> Result<()> {
         let (done, rx) = sync_ack();
         self.tx
-            .send(Command::Append { project, records, done })
+            .send(Command::Append {
+                project,
+                records,
+                done,
+            })
             .map_err(|_| WalError::Stopped)?;
         rx.recv().map_err(|_| WalError::Stopped)?
     }
@@ -156,7 +174,9 @@ impl Wal {
     /// Closes the current file and starts the next; returns the closed file's sequence.
     pub fn rotate_blocking(&self) -> Result<WalFileId> {
         let (done, rx) = sync_ack();
-        self.tx.send(Command::Rotate { done }).map_err(|_| WalError::Stopped)?;
+        self.tx
+            .send(Command::Rotate { done })
+            .map_err(|_| WalError::Stopped)?;
         rx.recv().map_err(|_| WalError::Stopped)?
     }
 
@@ -213,7 +233,14 @@ impl CurrentFile {
         file.write_all(&h).map_err(io_err(&path))?;
         file.sync_all().map_err(io_err(&path))?;
         sync_dir(dir)?;
-        Ok(Self { seq, path, file, keys: KeysFile::create(dir, seq), frames: 0, bytes: h.len() as u64 })
+        Ok(Self {
+            seq,
+            path,
+            file,
+            keys: KeysFile::create(dir, seq),
+            frames: 0,
+            bytes: h.len() as u64,
+        })
     }
 }
 
@@ -239,8 +266,13 @@ fn writer_loop(
         // Gather everything that is already waiting: one fsync for all of it.
         while let Some(cmd) = next.take() {
             match cmd {
-                Command::Append { project, records, done } => {
-                    match encode_frame(&mut current, keyring.as_ref(), project, &records, &mut buf) {
+                Command::Append {
+                    project,
+                    records,
+                    done,
+                } => {
+                    match encode_frame(&mut current, keyring.as_ref(), project, &records, &mut buf)
+                    {
                         Ok(created_key) => {
                             new_keys |= created_key;
                             batch.push(Pending { records, done });
@@ -269,7 +301,8 @@ fn writer_loop(
             Err(e) => {
                 tracing::error!(error = %e, "WAL write failed; refusing the batch");
                 for p in batch.drain(..) {
-                    p.done.send(Err(WalError::Format(format!("WAL write failed: {e}"))));
+                    p.done
+                        .send(Err(WalError::Format(format!("WAL write failed: {e}"))));
                 }
             }
         }
@@ -301,7 +334,12 @@ fn encode_frame(
     let (key, created) = current.keys.get_or_create(project.0, keyring)?;
     let frame = current.frames;
     let plain = encode_records(records);
-    let ct = seal(&key, &frame_nonce(frame), &frame_aad(current.seq, project.0, frame), &plain)?;
+    let ct = seal(
+        &key,
+        &frame_nonce(frame),
+        &frame_aad(current.seq, project.0, frame),
+        &plain,
+    )?;
     let body_len = 16 + ct.len();
     let mut body = Vec::with_capacity(body_len);
     body.extend_from_slice(&project.0.to_le_bytes());
@@ -311,7 +349,7 @@ fn encode_frame(
     buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     buf.extend_from_slice(&body);
     current.frames += 1;
-    debug_assert!(FRAME_HEADER_LEN == 8);
+    const { assert!(FRAME_HEADER_LEN == 8) };
     Ok(created)
 }
 

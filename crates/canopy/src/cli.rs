@@ -93,17 +93,31 @@ pub async fn run(cli: Cli) -> Result<()> {
 pub fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if config.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log_format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 async fn serve(flags: ServerFlags) -> Result<()> {
     let config = Config::load(&flags)?;
     init_logging(&config);
-    let lock = server::try_lock(&config.data_dir)?
-        .with_context(|| format!("another Canopy server is using {}", config.data_dir.display()))?;
+    let lock = server::try_lock(&config.data_dir)?.with_context(|| {
+        format!(
+            "another Canopy server is using {}",
+            config.data_dir.display()
+        )
+    })?;
     let running = server::start(&config, lock, true).await?;
-    eprintln!("Canopy is serving on {} (data: {})", running.url, config.data_dir.display());
+    eprintln!(
+        "Canopy is serving on {} (data: {})",
+        running.url,
+        config.data_dir.display()
+    );
     wait_for_signal().await;
     eprintln!("shutting down: draining requests and flushing to segments…");
     running.stop().await
@@ -133,9 +147,15 @@ fn project(command: ProjectCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&created)?);
             } else {
-                println!("Created project {} ({})", created.project.id, created.project.name);
+                println!(
+                    "Created project {} ({})",
+                    created.project.id, created.project.name
+                );
                 println!("  token:      {}", created.project.token);
-                println!("  API secret: {}   (shown only now; only its hash is stored)", created.api_secret);
+                println!(
+                    "  API secret: {}   (shown only now; only its hash is stored)",
+                    created.api_secret
+                );
             }
         }
         ProjectCommand::List { json, flags } => {
@@ -160,7 +180,12 @@ async fn export(args: ExportArgs) -> Result<()> {
     let today = chrono::Utc::now().date_naive().to_string();
     let mut query = vec![
         ("project_id", args.project.to_string()),
-        ("from_date", args.from_date.clone().unwrap_or_else(|| "1971-01-01".into())),
+        (
+            "from_date",
+            args.from_date
+                .clone()
+                .unwrap_or_else(|| "1971-01-01".into()),
+        ),
         ("to_date", args.to_date.clone().unwrap_or(today)),
     ];
     if !args.event.is_empty() {
@@ -178,7 +203,11 @@ async fn export(args: ExportArgs) -> Result<()> {
             .await
             .context("contacting the server")?;
         if !resp.status().is_success() {
-            bail!("export failed: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+            bail!(
+                "export failed: {} {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
         }
         let mut out: Box<dyn Write + Send> = match &args.out {
             Some(p) => Box::new(std::io::BufWriter::new(

@@ -60,7 +60,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: "text".into(), level: "info".into() }
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
     }
 }
 
@@ -113,11 +116,19 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let data_dir = flags.data_dir.clone().or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into());
-        let listen_text = flags.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen: SocketAddr = listen_text
-            .parse()
-            .with_context(|| format!("listen address {listen_text:?} is not host:port (e.g. 127.0.0.1:8080)"))?;
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let listen_text = flags
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_text.parse().with_context(|| {
+            format!("listen address {listen_text:?} is not host:port (e.g. 127.0.0.1:8080)")
+        })?;
         let master_key_file = flags
             .master_key_file
             .clone()
@@ -125,10 +136,16 @@ impl Config {
             .unwrap_or_else(|| default_key_path(&data_dir));
         let s = file.storage;
         if !(1..=1024).contains(&s.buckets) {
-            bail!("storage.buckets must be between 1 and 1024 (got {})", s.buckets);
+            bail!(
+                "storage.buckets must be between 1 and 1024 (got {})",
+                s.buckets
+            );
         }
         if s.flush_rows < 1000 {
-            bail!("storage.flush_rows must be at least 1000 (got {})", s.flush_rows);
+            bail!(
+                "storage.flush_rows must be at least 1000 (got {})",
+                s.flush_rows
+            );
         }
         if s.flush_interval_secs == 0 || s.flush_interval_secs > 3600 {
             bail!("storage.flush_interval_secs must be between 1 and 3600");
@@ -137,7 +154,10 @@ impl Config {
             bail!("storage.compaction_min_segments must be at least 2");
         }
         if !["text", "json"].contains(&file.log.format.as_str()) {
-            bail!("log.format must be \"text\" or \"json\" (got {:?})", file.log.format);
+            bail!(
+                "log.format must be \"text\" or \"json\" (got {:?})",
+                file.log.format
+            );
         }
         let config = Config {
             data_dir,
@@ -198,7 +218,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "listen = \"0.0.0.0:9\"\n[storage]\nbuckets = 8\n").unwrap();
-        let flags = ServerFlags { config: Some(path.clone()), listen: Some("127.0.0.1:7".into()), ..Default::default() };
+        let flags = ServerFlags {
+            config: Some(path.clone()),
+            listen: Some("127.0.0.1:7".into()),
+            ..Default::default()
+        };
         let c = Config::load(&flags).unwrap();
         assert_eq!((c.listen.port(), c.buckets), (7, 8));
     }
@@ -215,7 +239,10 @@ mod tests {
         ];
         for (text, needle) in cases {
             std::fs::write(&path, text).unwrap();
-            let flags = ServerFlags { config: Some(path.clone()), ..Default::default() };
+            let flags = ServerFlags {
+                config: Some(path.clone()),
+                ..Default::default()
+            };
             let err = format!("{:#}", Config::load(&flags).unwrap_err());
             assert!(err.contains(needle), "{text}: {err}");
         }

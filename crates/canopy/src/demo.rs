@@ -30,7 +30,11 @@ pub struct DemoArgs {
 }
 
 pub async fn run(mut args: DemoArgs) -> Result<()> {
-    let data_dir = args.flags.data_dir.clone().unwrap_or_else(|| PathBuf::from("./canopy-demo"));
+    let data_dir = args
+        .flags
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./canopy-demo"));
     args.flags.data_dir = Some(data_dir.clone());
     let config = Config::load(&args.flags)?;
     init_logging(&config);
@@ -38,25 +42,51 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
         // The demo always starts fresh; its data dir (and its key) are the demo's own.
         let marker = data_dir.join("DEMO");
         if !marker.exists() && std::fs::read_dir(&data_dir)?.next().is_some() {
-            anyhow::bail!("{} exists and is not a demo data dir; choose another --data-dir", data_dir.display());
+            anyhow::bail!(
+                "{} exists and is not a demo data dir; choose another --data-dir",
+                data_dir.display()
+            );
         }
-        std::fs::remove_dir_all(&data_dir).with_context(|| format!("clearing {}", data_dir.display()))?;
+        std::fs::remove_dir_all(&data_dir)
+            .with_context(|| format!("clearing {}", data_dir.display()))?;
         let _ = std::fs::remove_file(&config.master_key_file);
     }
     std::fs::create_dir_all(&data_dir)?;
-    std::fs::write(data_dir.join("DEMO"), b"created by `canopy demo`; deleted and recreated by the next run\n")?;
-    let lock = server::try_lock(&data_dir)?.context("the demo data dir is locked by another process")?;
+    std::fs::write(
+        data_dir.join("DEMO"),
+        b"created by `canopy demo`; deleted and recreated by the next run\n",
+    )?;
+    let lock =
+        server::try_lock(&data_dir)?.context("the demo data dir is locked by another process")?;
     let running = server::start(&config, lock, true).await?;
     let created = running.control.create_project("Kids & Family App (demo)")?;
-    eprintln!("Loading {} synthetic events through {}/import …", args.events, running.url);
+    eprintln!(
+        "Loading {} synthetic events through {}/import …",
+        args.events, running.url
+    );
     let started = std::time::Instant::now();
-    load(&running.url, &created.api_secret, args.events, args.seed, args.days).await?;
+    load(
+        &running.url,
+        &created.api_secret,
+        args.events,
+        args.seed,
+        args.days,
+    )
+    .await?;
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("Loaded {} events in {:.1} s ({:.0} events/s).", args.events, secs, args.events as f64 / secs);
+    eprintln!(
+        "Loaded {} events in {:.1} s ({:.0} events/s).",
+        args.events,
+        secs,
+        args.events as f64 / secs
+    );
     println!();
     println!("Canopy demo is running.");
     println!("  URL:          {}", running.url);
-    println!("  Project:      {} ({})", created.project.name, created.project.id);
+    println!(
+        "  Project:      {} ({})",
+        created.project.name, created.project.id
+    );
     println!("  Token:        {}", created.project.token);
     println!("  API secret:   {}", created.api_secret);
     println!("  Data dir:     {}", data_dir.display());
@@ -108,7 +138,9 @@ async fn load(url: &str, secret: &str, events: u64, seed: u64, days: i64) -> Res
         workers.push(tokio::spawn(async move {
             loop {
                 let next = rx.lock().await.recv().await;
-                let Some((body, n)) = next else { return Ok::<(), anyhow::Error>(()) };
+                let Some((body, n)) = next else {
+                    return Ok::<(), anyhow::Error>(());
+                };
                 let resp = client
                     .post(&url)
                     .basic_auth(&secret, Some(""))
@@ -116,7 +148,11 @@ async fn load(url: &str, secret: &str, events: u64, seed: u64, days: i64) -> Res
                     .body(body)
                     .send()
                     .await?;
-                anyhow::ensure!(resp.status().is_success(), "import failed: {}", resp.status());
+                anyhow::ensure!(
+                    resp.status().is_success(),
+                    "import failed: {}",
+                    resp.status()
+                );
                 bar.inc(n);
             }
         }));

@@ -53,7 +53,9 @@ struct Summary {
 fn progress_path(data_dir: &Path, file: &Path, project: u64) -> Result<PathBuf> {
     let abs = std::path::absolute(file)?;
     let digest = Sha256::digest(format!("{}\0{project}", abs.display()).as_bytes());
-    Ok(data_dir.join("imports").join(format!("{}.json", hex::encode(&digest[..12]))))
+    Ok(data_dir
+        .join("imports")
+        .join(format!("{}.json", hex::encode(&digest[..12]))))
 }
 
 pub async fn run(args: ImportArgs) -> Result<()> {
@@ -70,7 +72,10 @@ pub async fn run(args: ImportArgs) -> Result<()> {
         _ => Progress::default(),
     };
     if progress.file_len != file_len {
-        progress = Progress { file_len, ..Default::default() };
+        progress = Progress {
+            file_len,
+            ..Default::default()
+        };
     }
     let resumed_from_line = progress.lines;
     let target = Target::connect(&config).await?;
@@ -94,23 +99,40 @@ pub async fn run(args: ImportArgs) -> Result<()> {
             summary.imported,
             summary.rejected,
             args.file.display(),
-            if resumed_from_line > 0 { format!(", resumed at line {resumed_from_line}") } else { String::new() }
+            if resumed_from_line > 0 {
+                format!(", resumed at line {resumed_from_line}")
+            } else {
+                String::new()
+            }
         );
     }
     Ok(())
 }
 
-async fn send_all(args: &ImportArgs, target: &Target, ppath: &Path, progress: &mut Progress) -> Result<()> {
+async fn send_all(
+    args: &ImportArgs,
+    target: &Target,
+    ppath: &Path,
+    progress: &mut Progress,
+) -> Result<()> {
     let mut reader = BufReader::new(std::fs::File::open(&args.file)?);
     reader.seek(SeekFrom::Start(progress.offset))?;
-    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(progress.file_len) };
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(progress.file_len)
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_position(progress.offset);
     let client = reqwest::Client::new();
-    let url = format!("{}/import?project_id={}&verbose=1", target.url(), args.project);
+    let url = format!(
+        "{}/import?project_id={}&verbose=1",
+        target.url(),
+        args.project
+    );
     let mut line = String::new();
     loop {
         let mut batch = String::from("[");
@@ -136,7 +158,11 @@ async fn send_all(args: &ImportArgs, target: &Target, ppath: &Path, progress: &m
             break;
         }
         batch.push(']');
-        let (imported, rejected) = if n == 0 { (0, 0) } else { send_batch(&client, &url, target, batch, n).await? };
+        let (imported, rejected) = if n == 0 {
+            (0, 0)
+        } else {
+            send_batch(&client, &url, target, batch, n).await?
+        };
         progress.offset += consumed;
         progress.lines += n as u64;
         progress.imported += imported;
@@ -149,7 +175,13 @@ async fn send_all(args: &ImportArgs, target: &Target, ppath: &Path, progress: &m
     Ok(())
 }
 
-async fn send_batch(client: &reqwest::Client, url: &str, target: &Target, body: String, n: usize) -> Result<(u64, u64)> {
+async fn send_batch(
+    client: &reqwest::Client,
+    url: &str,
+    target: &Target,
+    body: String,
+    n: usize,
+) -> Result<(u64, u64)> {
     let mut delay = std::time::Duration::from_millis(200);
     for attempt in 0..8 {
         let resp = client
@@ -162,17 +194,29 @@ async fn send_batch(client: &reqwest::Client, url: &str, target: &Target, body: 
         match resp {
             Ok(r) if r.status().is_success() => {
                 let v: serde_json::Value = r.json().await.context("reading the /import answer")?;
-                let rejected = v.get("rejected").and_then(|r| r.as_array()).map_or(0, |a| a.len()) as u64;
+                let rejected = v
+                    .get("rejected")
+                    .and_then(|r| r.as_array())
+                    .map_or(0, |a| a.len()) as u64;
                 if v.get("status").and_then(|s| s.as_i64()) == Some(0) && rejected == 0 {
-                    bail!("the server refused the batch: {}", v.get("error").unwrap_or(&serde_json::Value::Null));
+                    bail!(
+                        "the server refused the batch: {}",
+                        v.get("error").unwrap_or(&serde_json::Value::Null)
+                    );
                 }
                 return Ok((n as u64 - rejected, rejected));
             }
             Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
                 tracing::warn!(attempt, status = %r.status(), "import batch refused for now; retrying");
             }
-            Ok(r) => bail!("import failed: {} {}", r.status(), r.text().await.unwrap_or_default()),
-            Err(e) if attempt < 7 => tracing::warn!(attempt, error = %e, "import request failed; retrying"),
+            Ok(r) => bail!(
+                "import failed: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ),
+            Err(e) if attempt < 7 => {
+                tracing::warn!(attempt, error = %e, "import request failed; retrying")
+            }
             Err(e) => return Err(e).context("sending an import batch"),
         }
         tokio::time::sleep(delay).await;

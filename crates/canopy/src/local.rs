@@ -18,14 +18,20 @@ impl Target {
                     &std::fs::read_to_string(server::server_file(&config.data_dir))
                         .context("a server holds the data dir but its server.json is missing")?,
                 )?;
-                let admin_token = std::fs::read_to_string(server::admin_token_file(&config.data_dir))
-                    .context("reading the running server's admin token")?;
-                Ok(Target::Remote { url: sf.url, admin_token: admin_token.trim().to_string() })
+                let admin_token =
+                    std::fs::read_to_string(server::admin_token_file(&config.data_dir))
+                        .context("reading the running server's admin token")?;
+                Ok(Target::Remote {
+                    url: sf.url,
+                    admin_token: admin_token.trim().to_string(),
+                })
             }
             Some(lock) => {
                 let mut embedded = config.clone();
                 embedded.listen = "127.0.0.1:0".parse()?;
-                Ok(Target::Embedded(Box::new(server::start(&embedded, lock, true).await?)))
+                Ok(Target::Embedded(Box::new(
+                    server::start(&embedded, lock, true).await?,
+                )))
             }
         }
     }

@@ -3,12 +3,12 @@
 //! same data dir (through its local admin token) or, when none runs, start one in-process.
 
 mod cli;
-mod import;
 mod config;
 mod demo;
-mod synth;
+mod import;
 mod local;
 mod server;
+mod synth;
 
 use clap::Parser;
 

@@ -33,7 +33,8 @@ fn lock_file(data_dir: &Path) -> PathBuf {
 
 /// Tries to take the data dir's lock; `None` when another process holds it.
 pub fn try_lock(data_dir: &Path) -> Result<Option<File>> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let f = File::options()
         .create(true)
         .truncate(false)
@@ -76,9 +77,15 @@ pub fn open_control(config: &Config) -> Result<Opened> {
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let master = Arc::new(load_master_key(config)?);
     let master_source = master.source.clone();
-    let control = Arc::new(SqliteControl::open(&config.data_dir, master).context("opening the control database")?);
+    let control = Arc::new(
+        SqliteControl::open(&config.data_dir, master).context("opening the control database")?,
+    );
     let keyring = Arc::new(ControlKeyring::new(control.clone()));
-    Ok(Opened { control, keyring, master_source })
+    Ok(Opened {
+        control,
+        keyring,
+        master_source,
+    })
 }
 
 static METRICS: OnceLock<Option<MetricsHandle>> = OnceLock::new();
@@ -128,8 +135,15 @@ pub async fn start(config: &Config, lock: File, announce: bool) -> Result<Runnin
         truncated_bytes = report.bytes_truncated,
         "store recovered"
     );
-    let metrics = METRICS.get_or_init(|| canopy_server::install_metrics().ok()).clone();
-    let mut state = AppState::new(opened.control.clone(), opened.keyring.clone(), store.clone(), Arc::new(SystemClock));
+    let metrics = METRICS
+        .get_or_init(|| canopy_server::install_metrics().ok())
+        .clone();
+    let mut state = AppState::new(
+        opened.control.clone(),
+        opened.keyring.clone(),
+        store.clone(),
+        Arc::new(SystemClock),
+    );
     state.metrics = metrics;
     let admin_token = canopy_control::generate_secret();
     write_private(&admin_token_file(&config.data_dir), admin_token.as_bytes())?;
@@ -139,8 +153,14 @@ pub async fn start(config: &Config, lock: File, announce: bool) -> Result<Runnin
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
-    let sf = ServerFile { url: url.clone(), pid: std::process::id() };
-    write_private(&server_file(&config.data_dir), serde_json::to_string(&sf)?.as_bytes())?;
+    let sf = ServerFile {
+        url: url.clone(),
+        pid: std::process::id(),
+    };
+    write_private(
+        &server_file(&config.data_dir),
+        serde_json::to_string(&sf)?.as_bytes(),
+    )?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(canopy_server::serve(listener, state, async move {
         let _ = rx.await;
@@ -166,7 +186,9 @@ impl Running {
         }
         (&mut self.task).await.context("server task")??;
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.shutdown()).await.context("flush task")??;
+        tokio::task::spawn_blocking(move || store.shutdown())
+            .await
+            .context("flush task")??;
         let _ = std::fs::remove_file(server_file(&self.data_dir));
         let _ = std::fs::remove_file(admin_token_file(&self.data_dir));
         Ok(())
@@ -182,7 +204,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())

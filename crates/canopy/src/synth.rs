@@ -8,27 +8,88 @@ use serde_json::{Value, json};
 
 /// Event names, most frequent first (frequency ∝ 1/rank).
 pub const EVENTS: [&str; 50] = [
-    "Screen Viewed", "Video Played", "Video Paused", "Story Page Turned", "Game Level Started",
-    "Game Level Completed", "Button Tapped", "Song Played", "Drawing Saved", "Puzzle Piece Placed",
-    "Reward Earned", "Sticker Collected", "Story Started", "Story Finished", "Quiz Answered",
-    "Avatar Customized", "Search Performed", "Video Completed", "Game Level Failed", "Badge Unlocked",
-    "Bedtime Mode On", "Bedtime Mode Off", "Parental Gate Opened", "Parental Gate Passed", "Settings Changed",
-    "Profile Switched", "Download Started", "Download Finished", "Offline Mode Used", "Timer Set",
-    "Timer Finished", "Reading Streak Extended", "Favorite Added", "Favorite Removed", "Share Tapped",
-    "Subscription Viewed", "Trial Started", "Subscription Started", "Subscription Cancelled", "Notification Opened",
-    "App Rated", "Help Opened", "Child Profile Created", "Language Changed", "Audio Muted",
-    "Audio Unmuted", "Screen Time Limit Reached", "Achievement Shared", "Feedback Sent", "Account Deleted",
+    "Screen Viewed",
+    "Video Played",
+    "Video Paused",
+    "Story Page Turned",
+    "Game Level Started",
+    "Game Level Completed",
+    "Button Tapped",
+    "Song Played",
+    "Drawing Saved",
+    "Puzzle Piece Placed",
+    "Reward Earned",
+    "Sticker Collected",
+    "Story Started",
+    "Story Finished",
+    "Quiz Answered",
+    "Avatar Customized",
+    "Search Performed",
+    "Video Completed",
+    "Game Level Failed",
+    "Badge Unlocked",
+    "Bedtime Mode On",
+    "Bedtime Mode Off",
+    "Parental Gate Opened",
+    "Parental Gate Passed",
+    "Settings Changed",
+    "Profile Switched",
+    "Download Started",
+    "Download Finished",
+    "Offline Mode Used",
+    "Timer Set",
+    "Timer Finished",
+    "Reading Streak Extended",
+    "Favorite Added",
+    "Favorite Removed",
+    "Share Tapped",
+    "Subscription Viewed",
+    "Trial Started",
+    "Subscription Started",
+    "Subscription Cancelled",
+    "Notification Opened",
+    "App Rated",
+    "Help Opened",
+    "Child Profile Created",
+    "Language Changed",
+    "Audio Muted",
+    "Audio Unmuted",
+    "Screen Time Limit Reached",
+    "Achievement Shared",
+    "Feedback Sent",
+    "Account Deleted",
 ];
 
 const SCREENS: [&str; 12] = [
-    "Home", "Stories", "Games", "Videos", "Music", "Drawing", "Rewards", "Profile", "Parents Area",
-    "Settings", "Search", "Bedtime",
+    "Home",
+    "Stories",
+    "Games",
+    "Videos",
+    "Music",
+    "Drawing",
+    "Rewards",
+    "Profile",
+    "Parents Area",
+    "Settings",
+    "Search",
+    "Bedtime",
 ];
 const REGIONS: [(&str, f64); 9] = [
-    ("US", 0.45), ("IN", 0.35), ("DE", 0.05), ("FR", 0.04), ("ES", 0.03), ("IT", 0.03), ("NL", 0.02),
-    ("IE", 0.015), ("PL", 0.015),
+    ("US", 0.45),
+    ("IN", 0.35),
+    ("DE", 0.05),
+    ("FR", 0.04),
+    ("ES", 0.03),
+    ("IT", 0.03),
+    ("NL", 0.02),
+    ("IE", 0.015),
+    ("PL", 0.015),
 ];
-const PLATFORMS: [(&str, &str, f64); 3] = [("iOS", "swift", 0.45), ("Android", "android", 0.45), ("Web", "web", 0.10)];
+const PLATFORMS: [(&str, &str, f64); 3] = [
+    ("iOS", "swift", 0.45),
+    ("Android", "android", 0.45),
+    ("Web", "web", 0.10),
+];
 const LANGS: [&str; 6] = ["en", "hi", "de", "fr", "es", "ta"];
 
 struct User {
@@ -75,18 +136,31 @@ impl Generator {
                 User {
                     id: format!("family-{i:07}"),
                     device: format!("{:016x}", rng.random::<u64>()),
-                    country: *pick(&mut rng, &REGIONS),
+                    country: pick::<&str>(&mut rng, &REGIONS),
                     os,
                     lib,
                     app_version: ["3.2.0", "3.3.1", "3.4.0"][rng.random_range(0..3)],
-                    role: if rng.random_bool(0.7) { "child" } else { "parent" },
+                    role: if rng.random_bool(0.7) {
+                        "child"
+                    } else {
+                        "parent"
+                    },
                     // Heavy-tailed activity: a few families use the app a lot.
                     activity: 1.0 / (1.0 - rng.random::<f64>() * 0.98),
                 }
             })
             .collect();
         let weights = (1..=EVENTS.len()).map(|r| 1.0 / r as f64).collect();
-        Self { rng, users, weights, now_ms, span_ms: days * 86_400_000, produced: 0, total, session: Vec::new() }
+        Self {
+            rng,
+            users,
+            weights,
+            now_ms,
+            span_ms: days * 86_400_000,
+            produced: 0,
+            total,
+            session: Vec::new(),
+        }
     }
 
     fn pick_user(&mut self) -> usize {
@@ -145,10 +219,16 @@ impl Generator {
                 }
                 "Quiz Answered" => extra["correct"] = json!(self.rng.random_bool(0.7)),
                 "Subscription Started" => {
-                    extra["plan"] = json!(if country == "IN" { "family_inr" } else { "family_usd" });
+                    extra["plan"] = json!(if country == "IN" {
+                        "family_inr"
+                    } else {
+                        "family_usd"
+                    });
                     extra["price"] = json!(if country == "IN" { 299.0 } else { 7.99 });
                 }
-                "Language Changed" => extra["language"] = json!(LANGS[self.rng.random_range(0..LANGS.len())]),
+                "Language Changed" => {
+                    extra["language"] = json!(LANGS[self.rng.random_range(0..LANGS.len())])
+                }
                 _ => {}
             }
             out.push(with(&base, name, t.min(self.now_ms), &id, extra));
@@ -165,7 +245,10 @@ fn with(base: &Value, name: &str, t: i64, id: &str, extra: Value) -> Value {
             p.insert(k.clone(), v.clone());
         }
         p.insert("time".into(), json!(t));
-        p.insert("$insert_id".into(), json!(format!("{:x}-{}", t, id.len() + e.len())));
+        p.insert(
+            "$insert_id".into(),
+            json!(format!("{:x}-{}", t, id.len() + e.len())),
+        );
     }
     json!({"event": name, "properties": p})
 }
@@ -199,11 +282,15 @@ mod tests {
         assert_eq!(a.len(), 20_000);
         let count = |name: &str| a.iter().filter(|e| e["event"] == name).count();
         assert!(count("Screen Viewed") > count("Button Tapped") * 3);
-        let names: std::collections::HashSet<_> = a.iter().map(|e| e["event"].as_str().unwrap()).collect();
+        let names: std::collections::HashSet<_> =
+            a.iter().map(|e| e["event"].as_str().unwrap()).collect();
         assert!(names.len() >= 45, "{}", names.len());
         for c in ["US", "IN", "DE"] {
             assert!(a.iter().any(|e| e["properties"]["mp_country_code"] == c));
         }
-        assert!(a.iter().all(|e| e["properties"]["time"].as_i64().unwrap() <= 1_763_000_000_000));
+        assert!(
+            a.iter()
+                .all(|e| e["properties"]["time"].as_i64().unwrap() <= 1_763_000_000_000)
+        );
     }
 }

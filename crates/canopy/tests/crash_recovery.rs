@@ -18,7 +18,10 @@ const CONFIG: &str = "[storage]\nflush_rows = 1000\nflush_interval_secs = 1\ncom
 
 #[test]
 fn acknowledged_events_survive_kill_9_exactly_once() {
-    let cycles: usize = std::env::var("CANOPY_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let cycles: usize = std::env::var("CANOPY_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -36,7 +39,13 @@ fn acknowledged_events_survive_kill_9_exactly_once() {
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
         for _ in 0..6 {
-            let (url, token, acked, next_id, stop) = (server.url.clone(), p.token.clone(), acked.clone(), next_id.clone(), stop.clone());
+            let (url, token, acked, next_id, stop) = (
+                server.url.clone(),
+                p.token.clone(),
+                acked.clone(),
+                next_id.clone(),
+                stop.clone(),
+            );
             clients.push(std::thread::spawn(move || {
                 let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
                 while !stop.load(Ordering::SeqCst) {
@@ -64,7 +73,11 @@ fn acknowledged_events_survive_kill_9_exactly_once() {
     }
     let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
     let acked = acked.lock().unwrap();
-    assert!(acked.len() > cycles * 50, "too few acknowledged events ({}) to mean anything", acked.len());
+    assert!(
+        acked.len() > cycles * 50,
+        "too few acknowledged events ({}) to mean anything",
+        acked.len()
+    );
     verify(&server.url, &p.secret, &acked);
     server.stop();
     // After a graceful stop everything is in segments, and a restart replays nothing.
@@ -77,10 +90,20 @@ fn verify(url: &str, secret: &str, acked: &[String]) {
     let rows = export_all(url, secret);
     let mut seen: HashMap<String, usize> = HashMap::new();
     for r in &rows {
-        *seen.entry(r["properties"]["$insert_id"].as_str().unwrap().to_string()).or_default() += 1;
+        *seen
+            .entry(r["properties"]["$insert_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     let dupes: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(dupes.is_empty(), "events present more than once: {dupes:?}");
-    let missing: Vec<_> = acked.iter().filter(|id| !seen.contains_key(*id)).take(5).collect();
-    assert!(missing.is_empty(), "acknowledged events lost: {missing:?} (of {})", acked.len());
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|id| !seen.contains_key(*id))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged events lost: {missing:?} (of {})",
+        acked.len()
+    );
 }

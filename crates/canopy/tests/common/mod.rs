@@ -48,8 +48,16 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let s = Server { child, url, data_dir: data_dir.to_path_buf() };
-        while reqwest::blocking::get(format!("{}/readyz", s.url)).map(|r| r.status().as_u16()).ok() != Some(200) {
+        let s = Server {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+        };
+        while reqwest::blocking::get(format!("{}/readyz", s.url))
+            .map(|r| r.status().as_u16())
+            .ok()
+            != Some(200)
+        {
             assert!(Instant::now() < deadline, "server not ready");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -68,7 +76,10 @@ impl Server {
     }
 
     fn stop_in_place(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "server exited with {status}");
     }
@@ -96,7 +107,11 @@ pub fn create_project(data_dir: &Path, name: &str) -> Project {
         .arg(data_dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     Project {
         id: v["id"].as_u64().unwrap(),
@@ -107,16 +122,25 @@ pub fn create_project(data_dir: &Path, name: &str) -> Project {
 
 pub fn export_all(url: &str, secret: &str) -> Vec<Value> {
     let resp = reqwest::blocking::Client::new()
-        .get(format!("{url}/api/2.0/export?from_date=1971-01-01&to_date=2100-01-01"))
+        .get(format!(
+            "{url}/api/2.0/export?from_date=1971-01-01&to_date=2100-01-01"
+        ))
         .basic_auth(secret, Some(""))
         .send()
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    resp.text().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    resp.text()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 pub fn now_s() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// Every regular file under `dir`.
@@ -124,7 +148,9 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
