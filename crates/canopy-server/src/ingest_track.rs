@@ -72,7 +72,8 @@ pub(crate) async fn process(
         }
     };
     let now = state.clock.now_ms();
-    let mut groups: BTreeMap<ProjectId, (ResolvedProject, Vec<Record>)> = BTreeMap::new();
+    let mut last: Option<(String, ResolvedProject)> = None;
+    let mut groups: BTreeMap<ProjectId, Vec<Record>> = BTreeMap::new();
     for (i, item) in items.into_iter().enumerate() {
         let (token, mut record) = match normalize(item, now) {
             Ok(Some(x)) => x,
@@ -83,32 +84,41 @@ pub(crate) async fn process(
                 continue;
             }
         };
-        let project = match (fixed, token) {
-            (Some(p), _) => p.clone(),
+        let (id, salt) = match (fixed, token) {
+            (Some(p), _) => (p.project.id, p.person_salt),
             (None, None) => {
                 let r = Rejection::new(Reason::MissingToken, "token", "project token missing");
                 count_rejected(endpoint, r.reason, 1);
                 outcome.rejected.push((i, r));
                 continue;
             }
-            (None, Some(t)) => match state.projects.by_token(&t)? {
-                Some(p) => p,
-                None => {
-                    let r = Rejection::new(Reason::UnknownToken, "token", "unknown project token");
-                    count_rejected(endpoint, r.reason, 1);
-                    outcome.rejected.push((i, r));
-                    continue;
+            (None, Some(t)) => {
+                // Batches almost always carry one token: look it up once.
+                if !last.as_ref().is_some_and(|(lt, _)| *lt == t) {
+                    match state.projects.by_token(&t)? {
+                        Some(p) => last = Some((t, p)),
+                        None => {
+                            let r = Rejection::new(
+                                Reason::UnknownToken,
+                                "token",
+                                "unknown project token",
+                            );
+                            count_rejected(endpoint, r.reason, 1);
+                            outcome.rejected.push((i, r));
+                            continue;
+                        }
+                    }
                 }
-            },
+                match &last {
+                    Some((_, p)) => (p.project.id, p.person_salt),
+                    None => continue,
+                }
+            }
         };
-        assign(&mut record, &project);
-        groups
-            .entry(project.project.id)
-            .or_insert_with(|| (project, Vec::new()))
-            .1
-            .push(record);
+        assign(&mut record, id, &salt);
+        groups.entry(id).or_default().push(record);
     }
-    for (id, (_, records)) in groups {
+    for (id, records) in groups {
         let n = records.len();
         let stored = state.store.append(id, records).await?;
         outcome.accepted += n;
@@ -120,25 +130,20 @@ pub(crate) async fn process(
     Ok((decoded.params, outcome))
 }
 
-fn assign(record: &mut Record, project: &ResolvedProject) {
+fn assign(record: &mut Record, project: ProjectId, salt: &[u8; 32]) {
     match record {
         Record::Event(e) => {
-            e.project = project.project.id;
-            e.person = person_key(&project.person_salt, &e.distinct_id);
+            e.project = project;
+            e.person = person_key(salt, &e.distinct_id);
         }
         Record::Profile(p) => {
-            p.project = project.project.id;
+            p.project = project;
             p.person = match &p.target {
-                ProfileTarget::User { distinct_id } => {
-                    person_key(&project.person_salt, distinct_id)
-                }
+                ProfileTarget::User { distinct_id } => person_key(salt, distinct_id),
                 ProfileTarget::Group {
                     group_key,
                     group_id,
-                } => person_key(
-                    &project.person_salt,
-                    &format!("$group:{group_key}:{group_id}"),
-                ),
+                } => person_key(salt, &format!("$group:{group_key}:{group_id}")),
             };
         }
     }

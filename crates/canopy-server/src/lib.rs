@@ -25,8 +25,8 @@ pub use routes::{router, serve};
 
 use canopy_control::ControlPlane;
 use canopy_ingest::Limits;
-use canopy_query::QueryEngine;
-use canopy_store::Store;
+use canopy_query::{ExportBackend, QueryEngine};
+use canopy_store::{EventStore, Store};
 use canopy_types::Clock;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -35,8 +35,10 @@ use std::sync::atomic::AtomicBool;
 #[derive(Clone)]
 pub struct AppState {
     pub projects: Arc<Projects>,
-    pub store: Store,
-    pub engine: QueryEngine,
+    /// Where ingested records go (the embedded store, or later ClickHouse).
+    pub store: Arc<dyn EventStore>,
+    /// Where exports come from.
+    pub engine: Arc<dyn ExportBackend>,
     pub limits: Arc<Limits>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Option<MetricsHandle>,
@@ -54,8 +56,8 @@ impl AppState {
     ) -> Self {
         Self {
             projects: Arc::new(Projects::new(control, keyring)),
-            engine: QueryEngine::new(store.clone()),
-            store,
+            engine: Arc::new(QueryEngine::new(store.clone())),
+            store: Arc::new(store),
             limits: Arc::new(Limits::default()),
             clock,
             metrics: None,

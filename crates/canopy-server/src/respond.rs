@@ -83,3 +83,70 @@ pub(crate) fn ingest_response(params: &Params, outcome: &Outcome) -> Response {
             .into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canopy_ingest::Reason;
+
+    async fn body(r: Response) -> (String, String) {
+        let ct = r
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let b = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (ct, String::from_utf8_lossy(&b).into_owned())
+    }
+
+    fn rejected() -> Outcome {
+        Outcome {
+            accepted: 1,
+            rejected: vec![(
+                2,
+                Rejection::new(Reason::MissingToken, "token", "project token missing"),
+            )],
+            fatal: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_sdk_gets_its_shape() {
+        let plain = Params::default();
+        assert_eq!(
+            body(ingest_response(&plain, &Outcome::default())).await.1,
+            "1"
+        );
+        let fatal = Outcome {
+            fatal: Some(Rejection::new(Reason::BadJson, "data", "bad")),
+            ..Default::default()
+        };
+        assert_eq!(body(ingest_response(&plain, &fatal)).await.1, "0");
+        let verbose = Params {
+            verbose: true,
+            ..Default::default()
+        };
+        let (ct, b) = body(ingest_response(&verbose, &rejected())).await;
+        assert_eq!(ct, "application/json");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["status"], 1);
+        assert_eq!(v["rejected"][0]["index"], 2);
+        assert_eq!(v["rejected"][0]["reason"], "missing_token");
+        let jsonp = Params {
+            callback: Some("mixpanel._jsc[1]".into()),
+            ..Default::default()
+        };
+        let (ct, b) = body(ingest_response(&jsonp, &Outcome::default())).await;
+        assert_eq!(
+            (ct.as_str(), b.as_str()),
+            ("text/javascript", "mixpanel._jsc[1](1);")
+        );
+        let img = Params {
+            img: true,
+            ..Default::default()
+        };
+        let (ct, b) = body(ingest_response(&img, &Outcome::default())).await;
+        assert_eq!(ct, "image/gif");
+        assert!(b.starts_with("GIF89a"));
+    }
+}

@@ -11,6 +11,7 @@
 //! (`flush.rs`, `columns.rs`, `segment.rs`), swaps the manifest (`manifest.rs`), drops the
 //! replayed WAL files, and merges small segments (`compaction.rs`).
 
+mod backend;
 mod background;
 mod columns;
 mod compaction;
@@ -23,6 +24,7 @@ mod segment;
 mod store;
 mod tail;
 
+pub use backend::EventStore;
 pub use columns::{
     EVENT_FIXED_COLUMNS, PROPERTY_COLUMN_PREFIX, batch_to_events, events_to_batch,
     property_of_column,

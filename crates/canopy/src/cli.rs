@@ -32,6 +32,9 @@ enum Command {
     Import(import::ImportArgs),
     /// Export events as NDJSON in Mixpanel export format.
     Export(ExportArgs),
+    /// Load generators for the benchmarks (see docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Project { command } => project(command),
         Command::Import(args) => import::run(args).await,
         Command::Export(args) => export(args).await,
+        Command::Bench(cmd) => crate::bench::run(cmd).await,
     }
 }
 

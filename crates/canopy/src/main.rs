@@ -2,6 +2,7 @@
 //! family app dataset; `project`, `import` and `export` work against a running server on the
 //! same data dir (through its local admin token) or, when none runs, start one in-process.
 
+mod bench;
 mod cli;
 mod config;
 mod demo;
