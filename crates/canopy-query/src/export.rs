@@ -10,6 +10,8 @@ use datafusion::common::ScalarValue;
 use datafusion::prelude::{col, lit};
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, Clone, Default)]
 pub struct ExportRequest {
@@ -24,6 +26,33 @@ pub struct ExportRequest {
     pub where_expr: Option<String>,
     pub limit: Option<usize>,
     pub time_in_ms: bool,
+}
+
+/// Writes the rows of `batch` that pass `filter`, taking from the shared row budget.
+fn write_batch(
+    batch: &arrow::record_batch::RecordBatch,
+    filter: Option<&WhereExpr>,
+    time_in_ms: bool,
+    remaining: &AtomicUsize,
+) -> Result<bytes::Bytes> {
+    let cols = EventColumns::new(batch)?;
+    let mut buf = Vec::with_capacity(batch.num_rows() * 200);
+    for row in 0..batch.num_rows() {
+        if let Some(f) = filter
+            && !where_expr::matches(f, &cols.properties(row))
+        {
+            continue;
+        }
+        // Claim one row of the budget; stop when it is spent.
+        if remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1))
+            .is_err()
+        {
+            break;
+        }
+        cols.write_row(row, time_in_ms, &mut buf);
+    }
+    Ok(bytes::Bytes::from(buf))
 }
 
 pub type ExportStream = BoxStream<'static, Result<bytes::Bytes>>;
@@ -73,30 +102,35 @@ impl ExportBackend for QueryEngine {
         {
             df = df.limit(0, Some(n))?;
         }
-        let stream = df.execute_stream().await?;
+        // Each DataFusion partition decodes and writes its own NDJSON on its own task, so both
+        // cores work on the export; chunks meet in a small bounded channel.
+        let streams = df.execute_stream_partitioned().await?;
         let time_in_ms = req.time_in_ms;
-        let mut remaining = req.limit.unwrap_or(usize::MAX);
-        let out = stream
-            .map(move |batch| -> Result<bytes::Bytes> {
-                let batch = batch?;
-                let cols = EventColumns::new(&batch)?;
-                let mut buf = Vec::with_capacity(batch.num_rows() * 200);
-                for row in 0..batch.num_rows() {
-                    if remaining == 0 {
-                        break;
+        let remaining = Arc::new(AtomicUsize::new(req.limit.unwrap_or(usize::MAX)));
+        let filter = Arc::new(filter);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes>>(4);
+        for mut stream in streams {
+            let (tx, remaining, filter) = (tx.clone(), remaining.clone(), filter.clone());
+            tokio::spawn(async move {
+                while let Some(batch) = stream.next().await {
+                    if remaining.load(Ordering::Relaxed) == 0 {
+                        return;
                     }
-                    if let Some(f) = &filter
-                        && !where_expr::matches(f, &cols.properties(row))
-                    {
-                        continue;
+                    let chunk = batch.map_err(QueryError::from).and_then(|b| {
+                        write_batch(&b, filter.as_ref().as_ref(), time_in_ms, &remaining)
+                    });
+                    let failed = chunk.is_err();
+                    if tx.send(chunk).await.is_err() || failed {
+                        return;
                     }
-                    cols.write_row(row, time_in_ms, &mut buf);
-                    remaining -= 1;
                 }
-                Ok(bytes::Bytes::from(buf))
-            })
-            .boxed();
-        Ok(out)
+            });
+        }
+        drop(tx);
+        Ok(
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+                .boxed(),
+        )
     }
 
     async fn export_profile_updates(&self, project: ProjectId) -> Result<ExportStream> {

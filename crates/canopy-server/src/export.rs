@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use canopy_query::{ExportBackend, ExportRequest};
+use canopy_query::ExportRequest;
 use chrono::NaiveDate;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -35,18 +35,26 @@ pub(crate) async fn profile_updates(
     headers: HeaderMap,
     Query(p): Query<ProjectParam>,
 ) -> Result<Response, ApiError> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let admin = state.admin_token.as_deref().map(String::as_str);
-    let project = state
-        .projects
-        .authenticate(auth, p.project_id.as_deref(), admin, false)?;
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?;
     let stream = state
         .engine
         .export_profile_updates(project.project.id)
         .await?;
     Ok(ndjson_body(stream))
+}
+
+/// Query APIs take the API secret, a service account, or the local admin token — never the
+/// public ingestion token.
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    project_id: Option<&str>,
+) -> Result<crate::projects::ResolvedProject, ApiError> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let admin = state.admin_token.as_deref().map(String::as_str);
+    state.projects.authenticate(auth, project_id, admin, false)
 }
 
 fn ndjson_body(stream: canopy_query::ExportStream) -> Response {
@@ -73,15 +81,7 @@ pub(crate) async fn export(
     headers: HeaderMap,
     Query(p): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let project = state.projects.authenticate(
-        auth,
-        p.project_id.as_deref(),
-        state.admin_token.as_deref().map(String::as_str),
-        false,
-    )?;
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?;
     let from = p
         .from_date
         .as_deref()

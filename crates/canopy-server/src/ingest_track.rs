@@ -94,7 +94,7 @@ pub(crate) async fn process(
             }
             (None, Some(t)) => {
                 // Batches almost always carry one token: look it up once.
-                if !last.as_ref().is_some_and(|(lt, _)| *lt == t) {
+                if last.as_ref().is_none_or(|(lt, _)| *lt != t) {
                     match state.projects.by_token(&t)? {
                         Some(p) => last = Some((t, p)),
                         None => {

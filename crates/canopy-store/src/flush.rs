@@ -9,7 +9,7 @@ use crate::segment::write_segment;
 use crate::store::Inner;
 use arrow::record_batch::RecordBatch;
 use canopy_crypto::Key;
-use canopy_types::{Event, ProfileUpdate};
+use canopy_types::{PersonKey, ProjectId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,56 +22,26 @@ pub(crate) fn flush_frozen(inner: &Inner) -> Result<usize> {
         let mut manifest = inner.manifest.lock().clone();
         let mut added = Vec::new();
         for (project, tail) in &generation.projects {
-            let mut events: BTreeMap<(Month, u32), Vec<&Event>> = BTreeMap::new();
-            let mut profiles: BTreeMap<(Month, u32), Vec<&ProfileUpdate>> = BTreeMap::new();
-            for chunk in tail.chunks() {
-                for e in &chunk.events {
-                    let key = (Month::of_ms(e.time_ms), e.person.bucket(manifest.buckets));
-                    events.entry(key).or_default().push(e);
-                }
-                for p in &chunk.profiles {
-                    let key = (Month::of_ms(p.time_ms), p.person.bucket(manifest.buckets));
-                    profiles.entry(key).or_default().push(p);
-                }
-            }
-            for ((month, bucket), mut rows) in events {
-                rows.sort_by_key(|e| (e.person.0, e.time_ms));
-                let (min, max) = time_range(rows.iter().map(|e| e.time_ms));
-                let batch = events_to_batch(&rows)?;
-                let partition = Partition {
-                    project: *project,
-                    table: Table::Events,
-                    month,
-                    bucket,
-                };
-                added.push(new_segment(
-                    inner,
-                    &mut manifest,
-                    partition,
-                    &[batch],
-                    (min, max),
-                )?);
-                written += rows.len();
-            }
-            for ((month, bucket), mut rows) in profiles {
-                rows.sort_by_key(|p| (p.person.0, p.time_ms));
-                let (min, max) = time_range(rows.iter().map(|p| p.time_ms));
-                let batch = profiles_to_batch(&rows)?;
-                let partition = Partition {
-                    project: *project,
-                    table: Table::ProfileUpdates,
-                    month,
-                    bucket,
-                };
-                added.push(new_segment(
-                    inner,
-                    &mut manifest,
-                    partition,
-                    &[batch],
-                    (min, max),
-                )?);
-                written += rows.len();
-            }
+            let events = tail.chunks().flat_map(|c| c.events.iter());
+            let profiles = tail.chunks().flat_map(|c| c.profiles.iter());
+            let mut ctx = FlushTarget {
+                inner,
+                manifest: &mut manifest,
+                project: *project,
+                added: &mut added,
+            };
+            written += ctx.write(
+                Table::Events,
+                events,
+                |e| (e.person, e.time_ms),
+                events_to_batch,
+            )?;
+            written += ctx.write(
+                Table::ProfileUpdates,
+                profiles,
+                |p| (p.person, p.time_ms),
+                profiles_to_batch,
+            )?;
         }
         manifest.segments.extend(added.iter().cloned());
         manifest.wal_checkpoint = manifest.wal_checkpoint.max(generation.wal_upto);
@@ -90,6 +60,60 @@ pub(crate) fn flush_frozen(inner: &Inner) -> Result<usize> {
         }
     }
     Ok(written)
+}
+
+/// Where one project's part of a generation goes.
+struct FlushTarget<'a> {
+    inner: &'a Inner,
+    manifest: &'a mut Manifest,
+    project: ProjectId,
+    added: &'a mut Vec<SegmentMeta>,
+}
+
+impl FlushTarget<'_> {
+    /// Groups `rows` by (month, person bucket), sorts each group by (person, time) and writes it
+    /// as one segment of `table`. Returns the number of rows written.
+    fn write<'r, T: 'r>(
+        &mut self,
+        table: Table,
+        rows: impl Iterator<Item = &'r T>,
+        key: fn(&T) -> (PersonKey, i64),
+        to_batch: fn(&[&T]) -> Result<RecordBatch>,
+    ) -> Result<usize> {
+        let buckets = self.manifest.buckets;
+        let mut groups: BTreeMap<(Month, u32), Vec<&T>> = BTreeMap::new();
+        for r in rows {
+            let (person, time) = key(r);
+            groups
+                .entry((Month::of_ms(time), person.bucket(buckets)))
+                .or_default()
+                .push(r);
+        }
+        let mut written = 0;
+        for ((month, bucket), mut rows) in groups {
+            rows.sort_by_key(|r| {
+                let (p, t) = key(r);
+                (p.0, t)
+            });
+            let range = time_range(rows.iter().map(|r| key(r).1));
+            let batch = to_batch(&rows)?;
+            let partition = Partition {
+                project: self.project,
+                table,
+                month,
+                bucket,
+            };
+            self.added.push(new_segment(
+                self.inner,
+                self.manifest,
+                partition,
+                &[batch],
+                range,
+            )?);
+            written += rows.len();
+        }
+        Ok(written)
+    }
 }
 
 fn time_range(times: impl Iterator<Item = i64>) -> (i64, i64) {

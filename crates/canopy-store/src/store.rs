@@ -45,8 +45,8 @@ impl StoreConfig {
         Self {
             data_dir: data_dir.into(),
             buckets: 16,
-            flush_rows: 500_000,
-            flush_interval: Duration::from_secs(30),
+            flush_rows: 200_000,
+            flush_interval: Duration::from_secs(10),
             max_tail_rows: 4_000_000,
             compaction_min_segments: 4,
             max_segment_rows: 2_000_000,
@@ -219,47 +219,42 @@ impl Store {
     /// Makes `records` durable; returns once they are fsync'd and queryable. Events whose
     /// dedup key was seen inside the window are dropped (and counted).
     pub async fn append(&self, project: ProjectId, records: Vec<Record>) -> Result<AppendOutcome> {
-        let (records, keys, duplicates) = self.admit(records)?;
+        let (records, keys, outcome) = self.admit(records)?;
         if records.is_empty() {
-            return Ok(AppendOutcome {
-                stored: 0,
-                duplicates,
-            });
+            return Ok(outcome);
         }
-        let stored = records.len();
-        match self.inner.wal.append(project, records).await {
-            Ok(()) => Ok(AppendOutcome { stored, duplicates }),
-            Err(e) => {
-                self.forget(&keys);
-                Err(e.into())
-            }
-        }
+        let written = self.inner.wal.append(project, records).await;
+        self.settle(written, &keys, outcome)
     }
 
-    /// Blocking [`Store::append`], for the CLI and tests outside a runtime.
+    /// Blocking [`Store::append`], for callers outside a runtime.
     pub fn append_blocking(
         &self,
         project: ProjectId,
         records: Vec<Record>,
     ) -> Result<AppendOutcome> {
-        let (records, keys, duplicates) = self.admit(records)?;
+        let (records, keys, outcome) = self.admit(records)?;
         if records.is_empty() {
-            return Ok(AppendOutcome {
-                stored: 0,
-                duplicates,
-            });
+            return Ok(outcome);
         }
-        let stored = records.len();
-        match self.inner.wal.append_blocking(project, records) {
-            Ok(()) => Ok(AppendOutcome { stored, duplicates }),
-            Err(e) => {
-                self.forget(&keys);
-                Err(e.into())
-            }
-        }
+        let written = self.inner.wal.append_blocking(project, records);
+        self.settle(written, &keys, outcome)
     }
 
-    fn admit(&self, records: Vec<Record>) -> Result<(Vec<Record>, Vec<u128>, usize)> {
+    /// A failed write un-remembers its dedup keys, so the client's retry is not a "duplicate".
+    fn settle(
+        &self,
+        written: canopy_wal::Result<()>,
+        keys: &[u64],
+        outcome: AppendOutcome,
+    ) -> Result<AppendOutcome> {
+        written.map(|()| outcome).map_err(|e| {
+            self.forget(keys);
+            e.into()
+        })
+    }
+
+    fn admit(&self, records: Vec<Record>) -> Result<(Vec<Record>, Vec<u64>, AppendOutcome)> {
         if self.inner.shared.tail.read().rows() >= self.inner.config.max_tail_rows {
             return Err(StoreError::Overloaded);
         }
@@ -278,10 +273,14 @@ impl Store {
             }
             kept.push(r);
         }
-        Ok((kept, keys, duplicates))
+        let outcome = AppendOutcome {
+            stored: kept.len(),
+            duplicates,
+        };
+        Ok((kept, keys, outcome))
     }
 
-    fn forget(&self, keys: &[u128]) {
+    fn forget(&self, keys: &[u64]) {
         let mut dedup = self.inner.shared.dedup.lock();
         for k in keys {
             dedup.forget(*k);
@@ -385,7 +384,7 @@ impl Store {
     }
 }
 
-pub(crate) fn record_dedup_key(r: &Record) -> Option<u128> {
+pub(crate) fn record_dedup_key(r: &Record) -> Option<u64> {
     match r {
         Record::Event(e) if !e.insert_id.is_empty() => Some(dedup_key(
             e.project.0,

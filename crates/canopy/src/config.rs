@@ -40,8 +40,8 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             buckets: 16,
-            flush_rows: 500_000,
-            flush_interval_secs: 30,
+            flush_rows: 200_000,
+            flush_interval_secs: 10,
             compaction_min_segments: 4,
             max_segment_rows: 2_000_000,
             dedup_window_hours: 24,
