@@ -45,6 +45,15 @@ pub(crate) fn flush_frozen(inner: &Inner) -> Result<usize> {
         }
         manifest.segments.extend(added.iter().cloned());
         manifest.wal_checkpoint = manifest.wal_checkpoint.max(generation.wal_upto);
+        // The dedup window must outlive the WAL files that will be deleted below: save it
+        // first (a superset is harmless).
+        let dedup_file = crate::dedup::dedup_path(&inner.config.data_dir);
+        inner
+            .shared
+            .dedup
+            .lock()
+            .save(&dedup_file)
+            .map_err(crate::io_err(&dedup_file))?;
         manifest.store(&inner.config.data_dir)?;
         {
             let mut segments = inner.segments.write();

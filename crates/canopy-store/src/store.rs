@@ -169,12 +169,14 @@ impl Store {
             manifest.buckets = 1;
         }
         remove_orphans(&dir, &manifest)?;
+        let mut dedup = DedupWindow::new(
+            config.dedup_window.as_millis() as i64,
+            config.dedup_capacity,
+        );
+        dedup.load(&crate::dedup::dedup_path(&dir), clock.now_ms());
         let shared = Arc::new(Shared {
             tail: RwLock::new(Tail::default()),
-            dedup: Mutex::new(DedupWindow::new(
-                config.dedup_window.as_millis() as i64,
-                config.dedup_capacity,
-            )),
+            dedup: Mutex::new(dedup),
             clock,
             wake: Condvar::new(),
             wake_flag: Mutex::new(false),

@@ -158,3 +158,21 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// Regression: the dedup window lived only in memory, so after a flush and a restart the same
+/// events could be stored a second time.
+#[test]
+fn dedup_survives_restart_after_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(Keys::default());
+    {
+        let (store, _) = Store::open(config(dir.path()), keys.clone(), Arc::new(SystemClock)).unwrap();
+        store.append_blocking(ProjectId(1), vec![ev(1, "a"), ev(2, "b")]).unwrap();
+        store.shutdown().unwrap();
+    }
+    let (store, report) = Store::open(config(dir.path()), keys, Arc::new(SystemClock)).unwrap();
+    assert_eq!(report.records_replayed, 0, "everything was flushed");
+    let out = store.append_blocking(ProjectId(1), vec![ev(1, "a"), ev(2, "b")]).unwrap();
+    assert_eq!((out.stored, out.duplicates), (0, 2));
+    assert_eq!(all_events(&store).len(), 2);
+}
