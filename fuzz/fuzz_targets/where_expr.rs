@@ -1,6 +1,6 @@
 //! The export `where` expression parser and evaluator.
 #![no_main]
-use canopy_query::where_expr::{matches, parse};
+use canopy_expr::{matches, parse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

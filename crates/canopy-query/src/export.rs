@@ -2,7 +2,7 @@
 
 use crate::ndjson::EventColumns;
 use crate::table::QueryEngine;
-use crate::where_expr::{self, Expr as WhereExpr};
+use canopy_expr::{self as where_expr, Expr as WhereExpr};
 use crate::{QueryError, Result};
 use async_trait::async_trait;
 use canopy_types::ProjectId;

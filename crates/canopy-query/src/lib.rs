@@ -1,6 +1,7 @@
 //! Queries over the store: Apache DataFusion registered over a project's encrypted segments
 //! plus the not-yet-flushed tail (`table.rs`), so an acknowledged event is queryable at once;
-//! and the Mixpanel-compatible raw export (`export.rs`, `ndjson.rs`, `where_expr.rs`).
+//! and the Mixpanel-compatible raw export (`export.rs`, `ndjson.rs`; `where` comes from
+//! `canopy-expr`).
 //!
 //! Life of a query: the server asks [`QueryEngine`] for a plan; `table.rs` takes a store
 //! snapshot (segments + tail chunks, never both for one record), unwraps each segment's data
@@ -11,7 +12,6 @@ mod keys;
 mod ndjson;
 mod table;
 mod tail;
-pub mod where_expr;
 
 pub use export::{ExportBackend, ExportRequest, ExportStream};
 pub use table::{CanopyTable, QueryEngine};

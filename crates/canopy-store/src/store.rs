@@ -47,7 +47,7 @@ impl StoreConfig {
             buckets: 16,
             flush_rows: 200_000,
             flush_interval: Duration::from_secs(10),
-            max_tail_rows: 4_000_000,
+            max_tail_rows: 1_000_000,
             compaction_min_segments: 4,
             max_segment_rows: 2_000_000,
             dedup_window: Duration::from_secs(24 * 3600),

@@ -13,6 +13,11 @@ mod synth;
 
 use clap::Parser;
 
+/// mimalloc returns freed memory to the OS promptly (the tail is freed in large waves after each
+/// flush) and handles the many small allocations of JSON decoding well.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();

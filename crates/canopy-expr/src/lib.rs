@@ -1,6 +1,7 @@
-//! A subset of Mixpanel's segmentation expressions (reference §15.3) for export's `where`:
+//! Mixpanel segmentation expressions (reference §15.3), the subset export's `where` needs:
 //! `properties["k"]` operands; string, number, boolean and list literals; `== != > >= < <=`,
 //! `in` (membership, or substring between strings); `and`, `or`, `not`; `defined(...)`.
+//! The analytics filters will share it. Pure and fuzzed (`fuzz/fuzz_targets/where_expr.rs`).
 //! Typing follows Mixpanel: `==` across types is false, ordering across types is undefined
 //! (false), `and`/`or` treat undefined as false.
 
