@@ -2,9 +2,9 @@
 
 use crate::ndjson::EventColumns;
 use crate::table::QueryEngine;
-use canopy_expr::{self as where_expr, Expr as WhereExpr};
 use crate::{QueryError, Result};
 use async_trait::async_trait;
+use canopy_expr::{self as where_expr, Expr as WhereExpr};
 use canopy_types::ProjectId;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{col, lit};

@@ -46,6 +46,11 @@ fn run(inner: Arc<Inner>) {
             }
             last_flush = Instant::now();
         }
+        // Flushing has priority: merge only while the tail is small, so sustained ingestion is
+        // not throttled by rewrites that can wait for a quieter moment.
+        if inner.shared.tail.read().rows() >= inner.config.flush_rows {
+            continue;
+        }
         let _guard = inner.flush_lock.lock();
         if let Err(e) = compact_once(&inner) {
             tracing::error!(error = %e, "compaction failed; will retry");

@@ -2,13 +2,15 @@
 //! bucket stays a handful of segments.
 
 use crate::Result;
-use crate::columns::{batch_to_events, events_to_batch};
 use crate::flush::new_segment;
-use crate::layout::{Partition, Table};
+use crate::layout::Partition;
 use crate::manifest::SegmentMeta;
-use crate::profiles::{batch_to_profiles, profiles_to_batch};
 use crate::segment::read_segment;
 use crate::store::Inner;
+use arrow::array::{ArrayRef, new_null_array};
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take};
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -103,25 +105,66 @@ fn merge(
             s.id,
         )?);
     }
-    let batch = match partition.table {
-        Table::Events => {
-            let mut rows = Vec::new();
-            for b in &batches {
-                rows.extend(batch_to_events(b, project)?);
-            }
-            rows.sort_by_key(|e| (e.person.0, e.time_ms));
-            events_to_batch(&rows.iter().collect::<Vec<_>>())?
-        }
-        Table::ProfileUpdates => {
-            let mut rows = Vec::new();
-            for b in &batches {
-                rows.extend(batch_to_profiles(b, project)?);
-            }
-            rows.sort_by_key(|p| (p.person.0, p.time_ms));
-            profiles_to_batch(&rows.iter().collect::<Vec<_>>())?
-        }
-    };
+    let batch = merge_sorted(&batches)?;
     new_segment(inner, manifest, partition, &[batch], (min, max))
+}
+
+/// Merges segment batches into one batch sorted by (person, time), at the Arrow level: the
+/// schema is the union of the inputs' columns (typed property columns carry their type in their
+/// name, so they never conflict; a column missing from an input is null there).
+fn merge_sorted(batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let Some(first) = batches.first() else {
+        return Err(crate::StoreError::Manifest("nothing to merge".into()));
+    };
+    let mut fields: Vec<Field> = first
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut extra: BTreeMap<String, Field> = BTreeMap::new();
+    for b in &batches[1..] {
+        for f in b.schema().fields() {
+            if first.schema().field_with_name(f.name()).is_err() {
+                extra
+                    .entry(f.name().clone())
+                    .or_insert_with(|| f.as_ref().clone().with_nullable(true));
+            }
+        }
+    }
+    fields.extend(extra.into_values());
+    let schema = Arc::new(Schema::new(fields));
+    let aligned = batches
+        .iter()
+        .map(|b| {
+            let columns: Vec<ArrayRef> = schema
+                .fields()
+                .iter()
+                .map(|f| match b.column_by_name(f.name()) {
+                    Some(c) => c.clone(),
+                    None => new_null_array(f.data_type(), b.num_rows()),
+                })
+                .collect();
+            RecordBatch::try_new(schema.clone(), columns)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let all = concat_batches(&schema, &aligned)?;
+    let sort_by = |name: &str| -> Result<SortColumn> {
+        let values = all.column_by_name(name).cloned().ok_or_else(|| {
+            crate::StoreError::Manifest(format!("segment lacks the column {name}"))
+        })?;
+        Ok(SortColumn {
+            values,
+            options: None,
+        })
+    };
+    let indices = lexsort_to_indices(&[sort_by("person")?, sort_by("time")?], None)?;
+    let columns = all
+        .columns()
+        .iter()
+        .map(|c| take(c, &indices, None))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// Unlinks replaced segments that no snapshot holds any more.

@@ -82,7 +82,7 @@ struct FlushTarget<'a> {
 impl FlushTarget<'_> {
     /// Groups `rows` by (month, person bucket), sorts each group by (person, time) and writes it
     /// as one segment of `table`. Returns the number of rows written.
-    fn write<'r, T: 'r>(
+    fn write<'r, T: Sync + 'r>(
         &mut self,
         table: Table,
         rows: impl Iterator<Item = &'r T>,
@@ -98,28 +98,65 @@ impl FlushTarget<'_> {
                 .or_default()
                 .push(r);
         }
+        // Ids are handed out here, in order; the segments are then built and written on all
+        // cores at once (each is independent: own rows, own data key, own file).
+        let first_id = self.manifest.next_segment_id;
+        self.manifest.next_segment_id += groups.len() as u64;
+        let jobs: Vec<(u64, (Month, u32), Vec<&T>)> = groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, (part, rows))| (first_id + i as u64, part, rows))
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(jobs.len().max(1));
+        let per_thread = jobs.len().div_ceil(threads.max(1)).max(1);
+        let (inner, project) = (self.inner, self.project);
+        let results: Vec<Result<(SegmentMeta, usize)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = jobs
+                .chunks(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|(id, (month, bucket), rows)| {
+                                let mut rows = rows.clone();
+                                rows.sort_by_key(|r| {
+                                    let (p, t) = key(r);
+                                    (p.0, t)
+                                });
+                                let range = time_range(rows.iter().map(|r| key(r).1));
+                                let batch = to_batch(&rows)?;
+                                let partition = Partition {
+                                    project,
+                                    table,
+                                    month: *month,
+                                    bucket: *bucket,
+                                };
+                                let meta =
+                                    write_new_segment(inner, *id, partition, &[batch], range)?;
+                                Ok((meta, rows.len()))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(crate::StoreError::Manifest(
+                            "a flush worker panicked".into(),
+                        ))]
+                    })
+                })
+                .collect()
+        });
         let mut written = 0;
-        for ((month, bucket), mut rows) in groups {
-            rows.sort_by_key(|r| {
-                let (p, t) = key(r);
-                (p.0, t)
-            });
-            let range = time_range(rows.iter().map(|r| key(r).1));
-            let batch = to_batch(&rows)?;
-            let partition = Partition {
-                project: self.project,
-                table,
-                month,
-                bucket,
-            };
-            self.added.push(new_segment(
-                self.inner,
-                self.manifest,
-                partition,
-                &[batch],
-                range,
-            )?);
-            written += rows.len();
+        for r in results {
+            let (meta, n) = r?;
+            self.added.push(meta);
+            written += n;
         }
         Ok(written)
     }
@@ -135,10 +172,21 @@ pub(crate) fn new_segment(
     manifest: &mut Manifest,
     partition: Partition,
     batches: &[RecordBatch],
-    (min_time_ms, max_time_ms): (i64, i64),
+    range: (i64, i64),
 ) -> Result<SegmentMeta> {
     let id = manifest.next_segment_id;
     manifest.next_segment_id += 1;
+    write_new_segment(inner, id, partition, batches, range)
+}
+
+/// Writes segment `id` (already allocated in the manifest) under a fresh data key.
+fn write_new_segment(
+    inner: &Inner,
+    id: u64,
+    partition: Partition,
+    batches: &[RecordBatch],
+    (min_time_ms, max_time_ms): (i64, i64),
+) -> Result<SegmentMeta> {
     let key = Key::generate();
     let wrapped = inner
         .keyring

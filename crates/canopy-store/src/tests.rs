@@ -166,13 +166,18 @@ fn dedup_survives_restart_after_flush() {
     let dir = tempfile::tempdir().unwrap();
     let keys = Arc::new(Keys::default());
     {
-        let (store, _) = Store::open(config(dir.path()), keys.clone(), Arc::new(SystemClock)).unwrap();
-        store.append_blocking(ProjectId(1), vec![ev(1, "a"), ev(2, "b")]).unwrap();
+        let (store, _) =
+            Store::open(config(dir.path()), keys.clone(), Arc::new(SystemClock)).unwrap();
+        store
+            .append_blocking(ProjectId(1), vec![ev(1, "a"), ev(2, "b")])
+            .unwrap();
         store.shutdown().unwrap();
     }
     let (store, report) = Store::open(config(dir.path()), keys, Arc::new(SystemClock)).unwrap();
     assert_eq!(report.records_replayed, 0, "everything was flushed");
-    let out = store.append_blocking(ProjectId(1), vec![ev(1, "a"), ev(2, "b")]).unwrap();
+    let out = store
+        .append_blocking(ProjectId(1), vec![ev(1, "a"), ev(2, "b")])
+        .unwrap();
     assert_eq!((out.stored, out.duplicates), (0, 2));
     assert_eq!(all_events(&store).len(), 2);
 }
