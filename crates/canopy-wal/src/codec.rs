@@ -68,7 +68,9 @@ pub fn decode_records(mut buf: &[u8]) -> Result<Vec<Record>> {
         )));
     }
     let n = take_u32(r)? as usize;
-    let mut out = Vec::with_capacity(n.min(100_000));
+    // The count is untrusted until the records are read: every record takes at least 30
+    // bytes, so never reserve more than the input could hold.
+    let mut out = Vec::with_capacity(n.min(r.len() / 30));
     for _ in 0..n {
         match take_u8(r)? {
             KIND_EVENT => out.push(Record::Event(Event {
