@@ -40,3 +40,15 @@ pub type Result<T, E = CryptoError> = std::result::Result<T, E>;
 pub trait ProjectKeyring: Send + Sync {
     fn project_key(&self, project: u64) -> Result<Key>;
 }
+
+/// Project keys generated on first use and kept only in memory — for tests and tools that run
+/// without a control plane. The keys die with the value, and with them the data.
+#[derive(Debug, Default)]
+pub struct MemoryKeyring(std::sync::Mutex<std::collections::HashMap<u64, Key>>);
+
+impl ProjectKeyring for MemoryKeyring {
+    fn project_key(&self, project: u64) -> Result<Key> {
+        let mut keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(keys.entry(project).or_insert_with(Key::generate).clone())
+    }
+}

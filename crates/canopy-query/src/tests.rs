@@ -1,25 +1,10 @@
 use crate::{ExportBackend, ExportRequest, QueryEngine};
-use canopy_crypto::{CryptoError, Key, ProjectKeyring};
+use canopy_crypto::MemoryKeyring as Keys;
 use canopy_store::{Store, StoreConfig};
 use canopy_types::{Event, PersonKey, ProjectId, Record, SystemClock};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-#[derive(Default)]
-struct Keys(Mutex<HashMap<u64, Key>>);
-impl ProjectKeyring for Keys {
-    fn project_key(&self, project: u64) -> Result<Key, CryptoError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .entry(project)
-            .or_insert_with(Key::generate)
-            .clone())
-    }
-}
+use std::sync::Arc;
 
 const T0: i64 = 1_763_000_000_000;
 

@@ -1,22 +1,7 @@
 use crate::{Store, StoreConfig, batch_to_events, read_segment};
-use canopy_crypto::{CryptoError, Key, ProjectKeyring};
+use canopy_crypto::MemoryKeyring as Keys;
 use canopy_types::{Event, PersonKey, ProjectId, Record, SystemClock};
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::Arc;
-
-#[derive(Default)]
-struct Keys(Mutex<HashMap<u64, Key>>);
-impl ProjectKeyring for Keys {
-    fn project_key(&self, project: u64) -> Result<Key, CryptoError> {
-        Ok(self
-            .0
-            .lock()
-            .entry(project)
-            .or_insert_with(Key::generate)
-            .clone())
-    }
-}
 
 fn ev(i: u64, insert_id: &str) -> Record {
     let mut props = serde_json::Map::new();

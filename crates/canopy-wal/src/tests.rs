@@ -1,21 +1,8 @@
 use crate::{Wal, WalConfig, WalSink, wal_file_path};
-use canopy_crypto::{CryptoError, Key, ProjectKeyring};
+use canopy_crypto::MemoryKeyring as Keys;
 use canopy_types::{Event, PersonKey, ProjectId, Record};
 use parking_lot::Mutex;
 use std::sync::Arc;
-
-#[derive(Default)]
-struct Keys(Mutex<std::collections::HashMap<u64, Key>>);
-impl ProjectKeyring for Keys {
-    fn project_key(&self, project: u64) -> Result<Key, CryptoError> {
-        Ok(self
-            .0
-            .lock()
-            .entry(project)
-            .or_insert_with(Key::generate)
-            .clone())
-    }
-}
 
 #[derive(Clone, Default)]
 struct Collect(Arc<Mutex<Vec<Record>>>, Arc<Mutex<Vec<u64>>>);
