@@ -26,13 +26,27 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::spawn(data_dir, extra, "warn", Stdio::inherit())
+    }
+
+    /// Runs with `log_level` and its log (stderr) written to `log`.
+    pub fn start_logged(data_dir: &Path, log_level: &str, log: &Path) -> Server {
+        Self::spawn(
+            data_dir,
+            &[],
+            log_level,
+            Stdio::from(std::fs::File::create(log).unwrap()),
+        )
+    }
+
+    fn spawn(data_dir: &Path, extra: &[&str], log_level: &str, stderr: Stdio) -> Server {
         let child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log_level)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn canopy");
         let pid = child.id();
