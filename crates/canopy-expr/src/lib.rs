@@ -153,7 +153,7 @@ impl Parser {
             false
         }
     }
-    fn expect(&mut self, s: &str) -> Result<(), String> {
+    fn require(&mut self, s: &str) -> Result<(), String> {
         if self.eat_sym(s) {
             Ok(())
         } else {
@@ -214,7 +214,7 @@ impl Parser {
             Some(Tok::Sym("(")) => {
                 self.pos += 1;
                 let e = self.or()?;
-                self.expect(")")?;
+                self.require(")")?;
                 Ok(e)
             }
             Some(Tok::Sym("[")) => {
@@ -227,7 +227,7 @@ impl Parser {
                         if self.eat_sym("]") {
                             break;
                         }
-                        self.expect(",")?;
+                        self.require(",")?;
                     }
                 }
                 self.depth -= 1;
@@ -251,18 +251,18 @@ impl Parser {
                     "true" => Ok(Expr::Literal(Value::Bool(true))),
                     "false" => Ok(Expr::Literal(Value::Bool(false))),
                     "properties" | "user" | "event" => {
-                        self.expect("[")?;
+                        self.require("[")?;
                         let Some(Tok::Str(name)) = self.toks.get(self.pos).cloned() else {
                             return Err("expected a property name in quotes".into());
                         };
                         self.pos += 1;
-                        self.expect("]")?;
+                        self.require("]")?;
                         Ok(Expr::Property(name))
                     }
                     "defined" => {
-                        self.expect("(")?;
+                        self.require("(")?;
                         let e = self.or()?;
-                        self.expect(")")?;
+                        self.require(")")?;
                         Ok(Expr::Defined(Box::new(e)))
                     }
                     other => Err(format!("unknown word {other:?}")),
