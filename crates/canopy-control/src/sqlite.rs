@@ -77,24 +77,11 @@ impl SqliteControl {
                 "BEGIN; {MIGRATION_1} PRAGMA user_version = 1; COMMIT;"
             ))?;
         }
-        let stored: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'master_key_check'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match stored {
-            Some(check) if !master.verify_check_value(&check) => {
-                return Err(ControlError::WrongMasterKey);
-            }
-            Some(_) => {}
-            None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('master_key_check', ?1)",
-                    params![master.check_value()?],
-                )?;
-            }
+        if !verify_master(&conn, &master)? {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('master_key_check', ?1)",
+                params![master.check_value()?],
+            )?;
         }
         Ok(Self {
             conn: Mutex::new(conn),
@@ -118,20 +105,10 @@ impl SqliteControl {
                 |r| r.get::<_, i64>(0),
             )
             .map(|n| n > 0)?;
-        if !has_meta {
-            return Ok(());
+        if has_meta {
+            verify_master(&conn, master)?;
         }
-        let stored: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'master_key_check'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match stored {
-            Some(check) if !master.verify_check_value(&check) => Err(ControlError::WrongMasterKey),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -303,6 +280,23 @@ impl ControlPlane for SqliteControl {
         )
         .optional()?
         .ok_or(ControlError::NoSuchProject(id.0))
+    }
+}
+
+/// Checks `master` against the stored check value: `Ok(false)` when none is stored yet,
+/// `WrongMasterKey` when it does not match.
+fn verify_master(conn: &Connection, master: &MasterKey) -> Result<bool> {
+    let stored: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'master_key_check'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match stored {
+        Some(check) if !master.verify_check_value(&check) => Err(ControlError::WrongMasterKey),
+        Some(_) => Ok(true),
+        None => Ok(false),
     }
 }
 

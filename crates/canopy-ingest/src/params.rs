@@ -18,6 +18,14 @@ pub struct Params {
 }
 
 impl Params {
+    /// The parameters of a query string alone (authenticated endpoints read these before the
+    /// body; a request whose body is unusable is still answered the way they ask).
+    pub fn from_query(query: &str) -> Self {
+        let mut p = Params::default();
+        p.absorb(parse_form(query.as_bytes()));
+        p
+    }
+
     pub(crate) fn absorb(&mut self, pairs: Vec<(String, String)>) {
         for (k, v) in pairs {
             match k.as_str() {

@@ -36,8 +36,7 @@ const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
 
 /// Decodes a request.
 pub fn decode_payload(parts: RequestParts<'_>, limits: &Limits) -> DecodedPayload {
-    let mut params = Params::default();
-    params.absorb(parse_form(parts.query.as_bytes()));
+    let mut params = Params::from_query(parts.query);
     let items = decode_inner(parts, limits, &mut params);
     DecodedPayload { params, items }
 }

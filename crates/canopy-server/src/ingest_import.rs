@@ -8,22 +8,17 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use canopy_ingest::{Endpoint, EventContext, Params, Reason, normalize_event, parse_form};
+use canopy_ingest::{Endpoint, EventContext, Params, Reason, normalize_event};
 use canopy_types::Record;
 use serde_json::{Value, json};
 
 pub(crate) async fn import(State(state): State<AppState>, req: Request<Body>) -> Response {
     let raw = request::read(req, state.limits.max_body_bytes).await;
-    // project_id and strict may sit in the query or (Python) the form body.
-    let mut params = Params::default();
-    let query_pairs = parse_form(raw.query.as_bytes());
-    let project_id = query_pairs
-        .iter()
-        .find(|(k, _)| k == "project_id")
-        .map(|(_, v)| v.clone());
+    // `project_id` and `strict` come from the query string (the SDKs put them there).
+    let query = Params::from_query(&raw.query);
     let project = match state.projects.authenticate(
         raw.authorization.as_deref(),
-        project_id.as_deref(),
+        query.project_id.as_deref(),
         state.admin_token.as_deref().map(String::as_str),
         true,
     ) {
@@ -33,11 +28,8 @@ pub(crate) async fn import(State(state): State<AppState>, req: Request<Body>) ->
             return e.into_response();
         }
     };
-    params.strict = query_pairs
-        .iter()
-        .any(|(k, v)| k == "strict" && (v == "1" || v == "true"));
     let limits = state.limits.clone();
-    let strict = params.strict;
+    let strict = query.strict;
     let normalize = move |item: Value, now_ms: i64| {
         let ctx = EventContext {
             endpoint: Endpoint::Import { strict },

@@ -58,7 +58,7 @@ pub(crate) async fn process(
             count_rejected(endpoint, r.reason, 1);
             outcome.fatal = Some(r.clone());
             // The query string still says how to answer (verbose, callback).
-            let params = decode_payload(raw.parts(b""), &state.limits).params;
+            let params = Params::from_query(&raw.query);
             return Ok((params, outcome));
         }
     };
