@@ -6,8 +6,10 @@
 
 mod clock;
 mod event;
+mod identity;
 mod ids;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{Event, ProfileTarget, ProfileUpdate, Record};
+pub use identity::IdMergeMode;
 pub use ids::{PersonKey, ProjectId};
