@@ -6,15 +6,7 @@
 use canopy_types::{Event, IdMergeMode};
 use serde_json::Value;
 
-/// The properties that carry raw identifiers. They live only in the identity store.
-pub const IDENTIFIER_PROPERTIES: &[&str] = &[
-    "$device_id",
-    "$user_id",
-    "$anon_distinct_id",
-    "$anon_id",
-    "$identified_id",
-    "$distinct_ids",
-];
+pub use canopy_types::IDENTIFIER_PROPERTIES;
 
 /// A merge an event asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

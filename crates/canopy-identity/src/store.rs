@@ -210,6 +210,12 @@ impl IdentityStore {
         Ok(group_person(&self.project(project)?.secrets, group_key, group_id))
     }
 
+    /// The id keys of the person's cluster (its own first): every key its events and profile
+    /// updates can be stored under.
+    pub fn cluster_keys(&self, project: ProjectId, person: PersonKey) -> Result<Vec<u64>> {
+        Ok(self.project(project)?.graph.lock().cluster(person.0))
+    }
+
     /// Every raw id of the person's cluster, canonical first.
     pub fn cluster_ids(&self, project: ProjectId, person: PersonKey) -> Result<Vec<String>> {
         let p = self.project(project)?;

@@ -135,15 +135,27 @@ impl ExportBackend for QueryEngine {
 
     async fn export_profile_updates(&self, project: ProjectId) -> Result<ExportStream> {
         let ctx = self.context(project, None)?;
-        let stream = ctx.table("profile_updates").await?.execute_stream().await?;
+        let stream = ctx
+            .table("profile_updates")
+            .await?
+            .sort(vec![col("seq").sort(true, false)])?
+            .execute_stream()
+            .await?;
         Ok(stream
             .map(move |batch| -> Result<bytes::Bytes> {
                 let batch = batch?;
+                let shown = batch
+                    .column_by_name("distinct_id")
+                    .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+                    .ok_or_else(|| QueryError::Invalid("profile view lacks distinct_id".into()))?;
                 let mut buf = Vec::new();
-                for u in canopy_store::batch_to_profiles(&batch, project)? {
+                for (row, (_, u)) in canopy_store::batch_to_profiles(&batch, project)?
+                    .into_iter()
+                    .enumerate()
+                {
                     let mut v = match &u.target {
-                        canopy_types::ProfileTarget::User { distinct_id } => {
-                            json!({"$distinct_id": distinct_id})
+                        canopy_types::ProfileTarget::User { .. } => {
+                            json!({"$distinct_id": shown.value(row)})
                         }
                         canopy_types::ProfileTarget::Group {
                             group_key,

@@ -8,12 +8,15 @@
 //! key for `keys.rs`' decryption factory, and unions a Parquet scan with the tail's batches.
 
 mod export;
+mod identity_udf;
 mod keys;
 mod ndjson;
+mod profiles;
 mod table;
 mod tail;
 
 pub use export::{ExportBackend, ExportRequest, ExportStream};
+pub use profiles::{Profile, Profiles};
 pub use table::{CanopyTable, QueryEngine};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +29,8 @@ pub enum QueryError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("invalid `where` expression: {0}")]
     Where(String),
+    #[error(transparent)]
+    Identity(#[from] canopy_identity::IdentityError),
     #[error("invalid request: {0}")]
     Invalid(String),
 }
@@ -34,3 +39,5 @@ pub type Result<T, E = QueryError> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_identity;

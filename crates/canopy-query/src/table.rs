@@ -1,10 +1,12 @@
 //! A project's events (or profile updates) as a DataFusion table.
 
+use crate::identity_udf::{DisplayId, ResolvePerson};
 use crate::keys::SegmentKeys;
 use crate::tail::{align, chunk_batch};
 use crate::{QueryError, Result};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
+use canopy_identity::IdentityStore;
 use canopy_store::{SegmentMeta, Snapshot, Store, Table, segment_decryption_properties};
 use canopy_types::ProjectId;
 use datafusion::catalog::{Session, TableProvider};
@@ -17,27 +19,67 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{SessionConfig, SessionContext, ident};
 use object_store::path::Path as ObjectPath;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use crate::profiles::Profiles;
 
 /// Builds query contexts over the store.
 #[derive(Debug, Clone)]
 pub struct QueryEngine {
     store: Store,
+    identity: Arc<IdentityStore>,
     target_partitions: usize,
+    /// Materialized profiles per project, with the signature of the data they came from.
+    profile_cache: Arc<Mutex<HashMap<ProjectId, (u64, Arc<Profiles>)>>>,
 }
 
 impl QueryEngine {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, identity: Arc<IdentityStore>) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
         Self {
             store,
+            identity,
             target_partitions: cores,
+            profile_cache: Arc::default(),
         }
+    }
+
+    /// Identifies the profile data of a project: its profile segments, its tail, its merges.
+    pub(crate) fn profile_signature(&self, project: ProjectId, aliases: &Arc<HashMap<u64, u64>>) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let snapshot = self.store.snapshot(project);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for s in &snapshot.segments {
+            if s.partition.table == Table::ProfileUpdates {
+                s.id.hash(&mut h);
+            }
+        }
+        for c in &snapshot.tail {
+            (Arc::as_ptr(c) as usize, c.profiles.len()).hash(&mut h);
+        }
+        (Arc::as_ptr(aliases) as usize).hash(&mut h);
+        h.finish()
+    }
+
+    pub(crate) fn cached_profiles(&self, project: ProjectId, signature: u64) -> Option<Arc<Profiles>> {
+        let cache = self.profile_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(&project)
+            .filter(|(s, _)| *s == signature)
+            .map(|(_, p)| p.clone())
+    }
+
+    pub(crate) fn cache_profiles(&self, project: ProjectId, signature: u64, profiles: Arc<Profiles>) {
+        let mut cache = self.profile_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(project, (signature, profiles));
+    }
+
+    pub fn identity(&self) -> &Arc<IdentityStore> {
+        &self.identity
     }
 
     pub fn store(&self) -> &Store {
@@ -45,7 +87,9 @@ impl QueryEngine {
     }
 
     /// A session with `events` and `profile_updates` registered for `project`, over a snapshot
-    /// restricted to segments overlapping `[from_ms, to_ms)` (when given).
+    /// restricted to segments overlapping `[from_ms, to_ms)` (when given). Both are views over
+    /// the stored tables (`events_stored`, `profile_updates_stored`) in which `person` is the
+    /// person's current key and `distinct_id` its canonical id.
     pub fn context(
         &self,
         project: ProjectId,
@@ -65,10 +109,26 @@ impl QueryEngine {
                 .segments
                 .retain(|s| s.max_time_ms >= from && s.min_time_ms < to);
         }
+        let resolve = ResolvePerson::udf(self.identity.aliases(project)?);
+        let display = DisplayId::udf(self.identity.clone(), project);
         for table in Store::tables() {
-            let provider = CanopyTable::new(&self.store, &snapshot, table)?;
-            ctx.register_table(table.as_str(), Arc::new(provider))?;
+            let provider = Arc::new(CanopyTable::new(&self.store, &snapshot, table)?);
+            ctx.register_table(format!("{}_stored", table.as_str()), provider.clone())?;
+            let mut columns = Vec::new();
+            for f in provider.schema().fields() {
+                if f.name() == "person" {
+                    let person = resolve.call(vec![ident("person")]);
+                    columns.push(person.clone().alias("person"));
+                    columns.push(display.call(vec![person]).alias("distinct_id"));
+                } else {
+                    columns.push(ident(f.name()));
+                }
+            }
+            let view = ctx.read_table(provider)?.select(columns)?.into_view();
+            ctx.register_table(table.as_str(), view)?;
         }
+        ctx.register_udf(resolve);
+        ctx.register_udf(display);
         Ok(ctx)
     }
 }
@@ -106,8 +166,9 @@ impl CanopyTable {
             files.push((text, s.bytes));
         }
         let mut tail_raw = Vec::new();
+        let mut next_seq = canopy_store::TAIL_SEQ_BASE;
         for chunk in &snapshot.tail {
-            if let Some(b) = chunk_batch(chunk, table)? {
+            if let Some(b) = chunk_batch(chunk, table, &mut next_seq)? {
                 schemas.push(b.schema());
                 tail_raw.push(b);
             }

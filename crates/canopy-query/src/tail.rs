@@ -5,10 +5,15 @@ use arrow::array::{ArrayRef, new_null_array};
 use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use canopy_store::{Table, TailChunk, events_to_batch, profiles_to_batch};
+use canopy_store::{SeqUpdate, Table, TailChunk, events_to_batch, profiles_to_batch};
 use std::sync::Arc;
 
-pub(crate) fn chunk_batch(chunk: &TailChunk, table: Table) -> Result<Option<RecordBatch>> {
+/// `next_seq` numbers profile updates in arrival order across the tail's chunks.
+pub(crate) fn chunk_batch(
+    chunk: &TailChunk,
+    table: Table,
+    next_seq: &mut u64,
+) -> Result<Option<RecordBatch>> {
     let batch = match table {
         Table::Events if !chunk.events.is_empty() => {
             let mut rows: Vec<_> = chunk.events.iter().collect();
@@ -16,7 +21,18 @@ pub(crate) fn chunk_batch(chunk: &TailChunk, table: Table) -> Result<Option<Reco
             events_to_batch(&rows)?
         }
         Table::ProfileUpdates if !chunk.profiles.is_empty() => {
-            profiles_to_batch(&chunk.profiles.iter().collect::<Vec<_>>())?
+            let rows: Vec<SeqUpdate<'_>> = chunk
+                .profiles
+                .iter()
+                .map(|update| {
+                    *next_seq += 1;
+                    SeqUpdate {
+                        seq: *next_seq,
+                        update,
+                    }
+                })
+                .collect();
+            profiles_to_batch(&rows.iter().collect::<Vec<_>>())?
         }
         _ => return Ok(None),
     };

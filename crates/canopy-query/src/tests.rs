@@ -1,7 +1,8 @@
 use crate::{ExportBackend, ExportRequest, QueryEngine};
 use canopy_crypto::MemoryKeyring as Keys;
+use canopy_identity::{IdentityStore, ResolveOptions};
 use canopy_store::{Store, StoreConfig};
-use canopy_types::{Event, PersonKey, ProjectId, Record, SystemClock};
+use canopy_types::{Event, IdMergeMode, PersonKey, ProjectId, Record, SystemClock};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -25,12 +26,42 @@ fn ev(i: i64, props: Value) -> Record {
     })
 }
 
-fn store(dir: &std::path::Path) -> Store {
+/// A store and an engine sharing one keyring and identity store.
+pub(crate) fn engine(dir: &std::path::Path) -> (Store, QueryEngine) {
     let mut c = StoreConfig::new(dir);
     c.background = false;
-    Store::open(c, Arc::new(Keys::default()), Arc::new(SystemClock))
+    let keys = Arc::new(Keys::default());
+    let store = Store::open(c, keys.clone(), Arc::new(SystemClock))
         .unwrap()
-        .0
+        .0;
+    let identity = Arc::new(IdentityStore::in_memory(keys).unwrap());
+    (store.clone(), QueryEngine::new(store, identity))
+}
+
+/// What the server does: identity first, then the store.
+pub(crate) async fn append(engine: &QueryEngine, mode: IdMergeMode, mut recs: Vec<Record>) {
+    let opts = ResolveOptions {
+        mode,
+        allow_merge: true,
+        replay: false,
+    };
+    for r in recs.iter_mut() {
+        match r {
+            Record::Event(e) => {
+                engine
+                    .identity()
+                    .resolve_events(ProjectId(1), opts, std::slice::from_mut(e), 0)
+                    .unwrap();
+            }
+            Record::Profile(u) => {
+                engine
+                    .identity()
+                    .resolve_profiles(ProjectId(1), std::slice::from_mut(u), 0)
+                    .unwrap();
+            }
+        }
+    }
+    engine.store().append(ProjectId(1), recs).await.unwrap();
 }
 
 async fn export(engine: &QueryEngine, req: ExportRequest) -> Vec<Value> {
@@ -64,18 +95,17 @@ fn all() -> ExportRequest {
 #[tokio::test]
 async fn export_covers_segments_and_tail_with_every_field() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (store, engine) = engine(dir.path());
     let recs: Vec<Record> = (0..50)
         .map(|i| ev(i, json!({"level": i, "screen": "home", "tags": ["a"]})))
         .collect();
-    store.append(ProjectId(1), recs).await.unwrap();
+    append(&engine, IdMergeMode::Simplified, recs).await;
     store.flush_now().unwrap();
     // Mixed types for one property across segment and tail: read back as sent.
     let recs: Vec<Record> = (50..60)
         .map(|i| ev(i, json!({"level": format!("L{i}"), "ok": true})))
         .collect();
-    store.append(ProjectId(1), recs).await.unwrap();
-    let engine = QueryEngine::new(store);
+    append(&engine, IdMergeMode::Simplified, recs).await;
     let rows = export(&engine, all()).await;
     assert_eq!(rows.len(), 60);
     assert_eq!(
@@ -90,11 +120,10 @@ async fn export_covers_segments_and_tail_with_every_field() {
 #[tokio::test]
 async fn export_filters_by_time_event_where_and_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (store, engine) = engine(dir.path());
     let recs: Vec<Record> = (0..100).map(|i| ev(i, json!({"n": i}))).collect();
-    store.append(ProjectId(1), recs).await.unwrap();
+    append(&engine, IdMergeMode::Simplified, recs).await;
     store.flush_now().unwrap();
-    let engine = QueryEngine::new(store);
     let r = export(
         &engine,
         ExportRequest {
@@ -148,12 +177,8 @@ async fn export_filters_by_time_event_where_and_limit() {
 #[tokio::test]
 async fn sql_sees_tail_immediately() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
-    store
-        .append(ProjectId(1), vec![ev(1, json!({}))])
-        .await
-        .unwrap();
-    let engine = QueryEngine::new(store.clone());
+    let (_store, engine) = engine(dir.path());
+    append(&engine, IdMergeMode::Simplified, vec![ev(1, json!({}))]).await;
     let ctx = engine.context(ProjectId(1), None).unwrap();
     let batches = ctx
         .sql("SELECT count(*) AS n FROM events")

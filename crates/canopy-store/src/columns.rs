@@ -12,7 +12,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use canopy_types::{Event, PersonKey, ProjectId};
+use canopy_types::{Event, PersonKey, ProjectId, is_identifier_property};
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,10 +40,10 @@ fn typed_column_name(kind: Kind, property: &str) -> String {
     format!("{PROPERTY_COLUMN_PREFIX}{t}.{property}")
 }
 /// The fixed columns of the events table, in order.
-pub const EVENT_FIXED_COLUMNS: [&str; 7] = [
+/// There is no `distinct_id`: events carry the person key, raw ids live in the identity store.
+pub const EVENT_FIXED_COLUMNS: [&str; 6] = [
     "time",
     "person",
-    "distinct_id",
     "event",
     "insert_id",
     "received",
@@ -101,6 +101,9 @@ fn choose_typed(events: &[&Event]) -> Vec<(String, Kind)> {
     let mut counts: HashMap<&str, [usize; 3]> = HashMap::new();
     for e in events {
         for (k, v) in &e.properties {
+            if is_identifier_property(&e.name, k) {
+                continue;
+            }
             if let Some(kind) = kind_of(v) {
                 counts.entry(k.as_str()).or_default()[kind as usize] += 1;
             }
@@ -146,7 +149,6 @@ pub fn events_to_batch(events: &[&Event]) -> Result<RecordBatch> {
         .collect();
     let mut time = Vec::with_capacity(n);
     let mut person = Vec::with_capacity(n);
-    let mut distinct = StringBuilder::with_capacity(n, n * 16);
     let mut name = StringBuilder::with_capacity(n, n * 12);
     let mut insert = StringBuilder::with_capacity(n, n * 16);
     let mut received = Vec::with_capacity(n);
@@ -156,13 +158,15 @@ pub fn events_to_batch(events: &[&Event]) -> Result<RecordBatch> {
     for e in events {
         time.push(e.time_ms);
         person.push(e.person.0);
-        distinct.append_value(&e.distinct_id);
         name.append_value(&e.name);
         insert.append_value(&e.insert_id);
         received.push(e.received_ms);
         filled.iter_mut().for_each(|f| *f = false);
         rest.clear();
         for (k, v) in &e.properties {
+            if is_identifier_property(&e.name, k) {
+                continue;
+            }
             let slot = index.get(k.as_str()).copied();
             let placed = match (slot, v) {
                 (Some(i), v) => match (&mut builders[i], v) {
@@ -210,7 +214,6 @@ pub fn events_to_batch(events: &[&Event]) -> Result<RecordBatch> {
     let mut fields = vec![
         Field::new("time", timestamp_type(), false),
         Field::new("person", DataType::UInt64, false),
-        Field::new("distinct_id", DataType::Utf8, false),
         Field::new("event", DataType::Utf8, false),
         Field::new("insert_id", DataType::Utf8, false),
         Field::new("received", timestamp_type(), false),
@@ -219,7 +222,6 @@ pub fn events_to_batch(events: &[&Event]) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(TimestampMillisecondArray::from(time).with_timezone("UTC")),
         Arc::new(UInt64Array::from(person)),
-        Arc::new(distinct.finish()),
         Arc::new(name.finish()),
         Arc::new(insert.finish()),
         Arc::new(TimestampMillisecondArray::from(received).with_timezone("UTC")),
@@ -250,7 +252,6 @@ pub fn batch_to_events(batch: &RecordBatch, project: ProjectId) -> Result<Vec<Ev
     };
     let time = downcast::<TimestampMillisecondArray>(col("time")?)?;
     let person = downcast::<UInt64Array>(col("person")?)?;
-    let distinct = downcast::<StringArray>(col("distinct_id")?)?;
     let name = downcast::<StringArray>(col("event")?)?;
     let insert = downcast::<StringArray>(col("insert_id")?)?;
     let received = downcast::<TimestampMillisecondArray>(col("received")?)?;
@@ -278,7 +279,8 @@ pub fn batch_to_events(batch: &RecordBatch, project: ProjectId) -> Result<Vec<Ev
             project,
             name: name.value(row).to_string(),
             time_ms: time.value(row),
-            distinct_id: distinct.value(row).to_string(),
+            // Not stored: the identity store shows a person's canonical id.
+            distinct_id: String::new(),
             person: PersonKey(person.value(row)),
             insert_id: insert.value(row).to_string(),
             received_ms: received.value(row),

@@ -1,10 +1,10 @@
 //! Writing frozen tail generations as segments.
 
-use crate::Result;
+use crate::{Result, StoreError};
 use crate::columns::events_to_batch;
 use crate::layout::{Month, Partition, Table, segment_key_purpose, segment_rel_path};
 use crate::manifest::{Manifest, SegmentMeta};
-use crate::profiles::profiles_to_batch;
+use crate::profiles::{SeqUpdate, profiles_to_batch};
 use crate::segment::write_segment;
 use crate::store::Inner;
 use arrow::record_batch::RecordBatch;
@@ -23,7 +23,17 @@ pub(crate) fn flush_frozen(inner: &Inner) -> Result<usize> {
         let mut added = Vec::new();
         for (project, tail) in &generation.projects {
             let events = tail.chunks().flat_map(|c| c.events.iter());
-            let profiles = tail.chunks().flat_map(|c| c.profiles.iter());
+            // Profile updates are folded in arrival order: number them across flushes.
+            let base = manifest.next_segment_id << 32;
+            let profiles: Vec<SeqUpdate<'_>> = tail
+                .chunks()
+                .flat_map(|c| c.profiles.iter())
+                .enumerate()
+                .map(|(i, update)| SeqUpdate {
+                    seq: base + i as u64,
+                    update,
+                })
+                .collect();
             let mut ctx = FlushTarget {
                 inner,
                 manifest: &mut manifest,
@@ -38,8 +48,8 @@ pub(crate) fn flush_frozen(inner: &Inner) -> Result<usize> {
             )?;
             written += ctx.write(
                 Table::ProfileUpdates,
-                profiles,
-                |p| (p.person, p.time_ms),
+                profiles.iter(),
+                |p| (p.update.person, p.update.time_ms),
                 profiles_to_batch,
             )?;
         }
@@ -54,6 +64,9 @@ pub(crate) fn flush_frozen(inner: &Inner) -> Result<usize> {
             .lock()
             .save(&dedup_file)
             .map_err(crate::io_err(&dedup_file))?;
+        if let Some(barrier) = &inner.config.checkpoint_barrier {
+            (barrier.0)().map_err(StoreError::Barrier)?;
+        }
         manifest.store(&inner.config.data_dir)?;
         {
             let mut segments = inner.segments.write();

@@ -31,9 +31,9 @@ pub use columns::{
 };
 pub use layout::{Month, Table};
 pub use manifest::SegmentMeta;
-pub use profiles::{batch_to_profiles, profiles_to_batch};
+pub use profiles::{SeqUpdate, TAIL_SEQ_BASE, batch_to_profiles, profiles_to_batch};
 pub use segment::{read_segment, segment_decryption_properties};
-pub use store::{AppendOutcome, Snapshot, Store, StoreConfig, StoreStats};
+pub use store::{AppendOutcome, CheckpointBarrier, Snapshot, Store, StoreConfig, StoreStats};
 pub use tail::TailChunk;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,8 @@ pub enum StoreError {
     Overloaded,
     #[error("the store has stopped")]
     Stopped,
+    #[error("checkpoint barrier: {0}")]
+    Barrier(String),
 }
 
 impl StoreError {

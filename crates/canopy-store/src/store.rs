@@ -38,6 +38,19 @@ pub struct StoreConfig {
     pub fsync: bool,
     /// Run the background flush/compaction thread.
     pub background: bool,
+    /// Runs before a flush advances the WAL checkpoint (after which WAL files are deleted).
+    pub checkpoint_barrier: Option<CheckpointBarrier>,
+}
+
+/// What must be durable before the WAL checkpoint moves: state derived elsewhere from the
+/// records being flushed (the identity store), which could otherwise no longer be replayed.
+#[derive(Clone)]
+pub struct CheckpointBarrier(pub Arc<dyn Fn() -> std::result::Result<(), String> + Send + Sync>);
+
+impl std::fmt::Debug for CheckpointBarrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckpointBarrier")
+    }
 }
 
 impl StoreConfig {
@@ -54,6 +67,7 @@ impl StoreConfig {
             dedup_capacity: 2_000_000,
             fsync: true,
             background: true,
+            checkpoint_barrier: None,
         }
     }
 }

@@ -33,3 +33,21 @@ impl std::str::FromStr for IdMergeMode {
         }
     }
 }
+
+/// Event properties that carry raw identifiers. Identity reads them; they stay on the event in
+/// the WAL (so identity can be replayed after a crash) and never reach a segment: raw ids live
+/// only in the identity store.
+pub const IDENTIFIER_PROPERTIES: &[&str] = &[
+    "$device_id",
+    "$user_id",
+    "$anon_distinct_id",
+    "$anon_id",
+    "$identified_id",
+    "$distinct_ids",
+];
+
+/// Is `property` of an event named `event` a raw identifier (see [`IDENTIFIER_PROPERTIES`])?
+/// `alias` is one only on `$create_alias`.
+pub fn is_identifier_property(event: &str, property: &str) -> bool {
+    IDENTIFIER_PROPERTIES.contains(&property) || (event == "$create_alias" && property == "alias")
+}

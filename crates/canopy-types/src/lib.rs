@@ -11,5 +11,5 @@ mod ids;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{Event, ProfileTarget, ProfileUpdate, Record};
-pub use identity::IdMergeMode;
+pub use identity::{IDENTIFIER_PROPERTIES, IdMergeMode, is_identifier_property};
 pub use ids::{PersonKey, ProjectId};
