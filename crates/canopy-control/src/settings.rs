@@ -11,6 +11,8 @@ pub struct ProjectSettings {
     pub timezone: String,
     /// Accept `/track` events at most this many days old (Mixpanel: 5).
     pub track_max_age_days: u32,
+    /// Simplified or original ID merge; fixed once the project holds data.
+    pub id_merge: canopy_types::IdMergeMode,
 }
 
 impl Default for ProjectSettings {
@@ -18,6 +20,7 @@ impl Default for ProjectSettings {
         Self {
             timezone: "UTC".into(),
             track_max_age_days: 5,
+            id_merge: canopy_types::IdMergeMode::default(),
         }
     }
 }

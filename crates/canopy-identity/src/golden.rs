@@ -55,8 +55,9 @@ fn expand(steps: Vec<Step>) -> Vec<Step> {
                     v.to_string()
                 }
             };
-            let props: Value = serde_json::from_str(&sub(&Value::Object(s.properties.clone()).to_string()))
-                .unwrap_or_default();
+            let props: Value =
+                serde_json::from_str(&sub(&Value::Object(s.properties.clone()).to_string()))
+                    .unwrap_or_default();
             out.push(Step {
                 event: sub(&s.event),
                 distinct_id: sub(&s.distinct_id),
@@ -91,11 +92,17 @@ fn run(name: &str, text: &str) {
             allow_merge: step.import,
             replay: false,
         };
-        refused += store.resolve_events(project, opts, &mut events, 0).unwrap().refused;
+        refused += store
+            .resolve_events(project, opts, &mut events, 0)
+            .unwrap()
+            .refused;
         persons.push(events[0].person.0);
     }
     let aliases = store.aliases(project).unwrap();
-    let now: Vec<u64> = persons.iter().map(|p| *aliases.get(p).unwrap_or(p)).collect();
+    let now: Vec<u64> = persons
+        .iter()
+        .map(|p| *aliases.get(p).unwrap_or(p))
+        .collect();
     let display = store.display_ids(project, &now).unwrap();
     let mut clusters: Vec<Vec<String>> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -114,12 +121,11 @@ fn run(name: &str, text: &str) {
             .event_distinct_ids
             .as_ref()
             .map(|_| now.iter().map(|p| display[p].to_string()).collect()),
-        cluster_sizes: sc.expect.cluster_sizes.as_ref().map(|_| {
-            clusters
-                .iter()
-                .map(|c| (c[0].clone(), c.len()))
-                .collect()
-        }),
+        cluster_sizes: sc
+            .expect
+            .cluster_sizes
+            .as_ref()
+            .map(|_| clusters.iter().map(|c| (c[0].clone(), c.len())).collect()),
         clusters: sc.expect.clusters.as_ref().map(|_| clusters.clone()),
         refused,
     };

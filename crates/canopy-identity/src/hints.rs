@@ -144,7 +144,5 @@ pub fn looks_anonymous(id: &str) -> bool {
     if id.starts_with("$device:") {
         return true;
     }
-    id.len() >= 16
-        && id.contains('-')
-        && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+    id.len() >= 16 && id.contains('-') && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }

@@ -59,7 +59,9 @@ impl ProfileState {
             }
             "$union" => {
                 for (k, v) in entries() {
-                    let Some(list) = as_list(props, k) else { continue };
+                    let Some(list) = as_list(props, k) else {
+                        continue;
+                    };
                     let items = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
                     for item in items {
                         if !list.contains(&item) {
@@ -109,7 +111,9 @@ impl ProfileState {
 
 /// The list property `k`, created empty when missing; a scalar becomes a one-item list.
 fn as_list<'a>(props: &'a mut Map<String, Value>, k: &str) -> Option<&'a mut Vec<Value>> {
-    let slot = props.entry(k.to_string()).or_insert(Value::Array(Vec::new()));
+    let slot = props
+        .entry(k.to_string())
+        .or_insert(Value::Array(Vec::new()));
     if !slot.is_array() {
         let old = std::mem::take(slot);
         *slot = Value::Array(vec![old]);

@@ -6,9 +6,9 @@
 //! and an OS crash after the next [`IdentityDb::sync`], which the store calls before it
 //! checkpoints the event WAL (identity effects of events still in the WAL are replayed).
 
+use crate::Result;
 use crate::graph::Change;
 use crate::keys::ProjectSecrets;
-use crate::Result;
 use canopy_types::{PersonKey, ProjectId};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;

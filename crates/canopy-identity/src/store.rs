@@ -3,11 +3,11 @@
 //! merges, so concurrent clients end in the same clusters as some sequential order of their
 //! requests; the SQLite commit happens under that lock, so memory and disk never disagree.
 
+use crate::Result;
 use crate::graph::{Change, Graph};
 use crate::hints::{Hints, hints};
 use crate::keys::ProjectSecrets;
 use crate::sqlite::IdentityDb;
-use crate::Result;
 use canopy_crypto::ProjectKeyring;
 use canopy_types::{Event, IdMergeMode, PersonKey, ProfileTarget, ProfileUpdate, ProjectId};
 use parking_lot::{Mutex, RwLock};
@@ -183,7 +183,11 @@ impl IdentityStore {
                         .modifiers
                         .get("$ignore_alias")
                         .is_some_and(|v| v.as_bool() == Some(true));
-                    if ignore_alias { k } else { PersonKey(g.person(k.0)) }
+                    if ignore_alias {
+                        k
+                    } else {
+                        PersonKey(g.person(k.0))
+                    }
                 }
                 ProfileTarget::Group {
                     group_key,
@@ -206,8 +210,17 @@ impl IdentityStore {
     }
 
     /// The key a group profile is stored under.
-    pub fn group_key(&self, project: ProjectId, group_key: &str, group_id: &str) -> Result<PersonKey> {
-        Ok(group_person(&self.project(project)?.secrets, group_key, group_id))
+    pub fn group_key(
+        &self,
+        project: ProjectId,
+        group_key: &str,
+        group_id: &str,
+    ) -> Result<PersonKey> {
+        Ok(group_person(
+            &self.project(project)?.secrets,
+            group_key,
+            group_id,
+        ))
     }
 
     /// The id keys of the person's cluster (its own first): every key its events and profile
@@ -241,7 +254,9 @@ impl IdentityStore {
             if out.contains_key(&person) {
                 continue;
             }
-            let raw = self.raw(project, &p, person)?.unwrap_or_else(|| Arc::from(""));
+            let raw = self
+                .raw(project, &p, person)?
+                .unwrap_or_else(|| Arc::from(""));
             out.insert(person, raw);
         }
         Ok(out)

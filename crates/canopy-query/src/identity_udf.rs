@@ -67,7 +67,10 @@ impl ScalarUDFImpl for ResolvePerson {
     fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
         Ok(DataType::UInt64)
     }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
         let array = person_array(&args)?;
         if self.aliases.is_empty() {
             return Ok(ColumnarValue::Array(array));
@@ -122,7 +125,10 @@ impl ScalarUDFImpl for DisplayId {
     fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
         Ok(DataType::Utf8)
     }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
         if let Some(ColumnarValue::Scalar(ScalarValue::UInt64(Some(p)))) = args.args.first() {
             let ids = self
                 .identity

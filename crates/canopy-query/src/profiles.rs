@@ -5,9 +5,9 @@
 //! most recently updated one. Results are cached per snapshot, so repeated queries over an
 //! unchanged project reuse them.
 
+use crate::Result;
 use crate::identity_udf::DisplayId;
 use crate::table::QueryEngine;
-use crate::Result;
 use arrow::array::RecordBatch;
 use canopy_identity::ProfileState;
 use canopy_store::batch_to_profiles;
@@ -35,21 +35,29 @@ pub struct Profiles {
 }
 
 /// Folds `(seq, update)` rows into profiles keyed by (group, stored key).
-fn fold(mut rows: Vec<(u64, canopy_types::ProfileUpdate)>) -> HashMap<(Option<(String, String)>, u64), Profile> {
+fn fold(
+    mut rows: Vec<(u64, canopy_types::ProfileUpdate)>,
+) -> HashMap<(Option<(String, String)>, u64), Profile> {
     rows.sort_by_key(|(seq, _)| *seq);
     let mut out: HashMap<(Option<(String, String)>, u64), Profile> = HashMap::new();
     for (seq, u) in rows {
         let group = match u.target {
             ProfileTarget::User { .. } => None,
-            ProfileTarget::Group { group_key, group_id } => Some((group_key, group_id)),
+            ProfileTarget::Group {
+                group_key,
+                group_id,
+            } => Some((group_key, group_id)),
         };
-        let p = out.entry((group.clone(), u.person.0)).or_insert_with(|| Profile {
-            person: u.person,
-            state: ProfileState::default(),
-            group,
-            last_seq: 0,
-        });
-        p.state.apply(&u.operation, &u.value, u.time_ms, &u.modifiers);
+        let p = out
+            .entry((group.clone(), u.person.0))
+            .or_insert_with(|| Profile {
+                person: u.person,
+                state: ProfileState::default(),
+                group,
+                last_seq: 0,
+            });
+        p.state
+            .apply(&u.operation, &u.value, u.time_ms, &u.modifiers);
         p.last_seq = seq;
     }
     out
@@ -122,10 +130,12 @@ impl QueryEngine {
     }
 
     /// One person's profile (the person's current key), if any.
-    pub async fn person_profile(&self, project: ProjectId, person: PersonKey) -> Result<Option<ProfileState>> {
-        let ids: Vec<u64> = self
-            .identity()
-            .cluster_keys(project, person)?;
+    pub async fn person_profile(
+        &self,
+        project: ProjectId,
+        person: PersonKey,
+    ) -> Result<Option<ProfileState>> {
+        let ids: Vec<u64> = self.identity().cluster_keys(project, person)?;
         let ctx = self.context(project, None)?;
         let rows = collect_updates(&ctx, project, Some(&ids)).await?;
         let aliases: HashMap<u64, u64> = ids.iter().map(|i| (*i, person.0)).collect();
@@ -137,7 +147,12 @@ impl QueryEngine {
     }
 
     /// A person's most recent events, newest first, with their properties.
-    pub async fn person_events(&self, project: ProjectId, person: PersonKey, limit: usize) -> Result<Vec<Event>> {
+    pub async fn person_events(
+        &self,
+        project: ProjectId,
+        person: PersonKey,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
         let ids = self.identity().cluster_keys(project, person)?;
         let ctx = self.context(project, None)?;
         let df = ctx
@@ -162,7 +177,9 @@ pub(crate) fn users_batch(profiles: &Profiles) -> Result<RecordBatch> {
         .iter()
         .map(|p| pseudo_event(p, String::new(), String::new()))
         .collect();
-    Ok(canopy_store::events_to_batch(&rows.iter().collect::<Vec<_>>())?)
+    Ok(canopy_store::events_to_batch(
+        &rows.iter().collect::<Vec<_>>(),
+    )?)
 }
 
 pub(crate) fn groups_batch(profiles: &Profiles) -> Result<RecordBatch> {
@@ -174,7 +191,9 @@ pub(crate) fn groups_batch(profiles: &Profiles) -> Result<RecordBatch> {
             pseudo_event(p, k, id)
         })
         .collect();
-    Ok(canopy_store::events_to_batch(&rows.iter().collect::<Vec<_>>())?)
+    Ok(canopy_store::events_to_batch(
+        &rows.iter().collect::<Vec<_>>(),
+    )?)
 }
 
 /// A profile in the events layout, so profiles get the same typed columns as events.
@@ -211,7 +230,10 @@ impl QueryEngine {
             col("time").alias("last_seen"),
         ];
         columns.extend(property_columns(&users));
-        ctx.register_table("profiles", ctx.read_batch(users)?.select(columns)?.into_view())?;
+        ctx.register_table(
+            "profiles",
+            ctx.read_batch(users)?.select(columns)?.into_view(),
+        )?;
         let groups = groups_batch(&profiles)?;
         let mut columns = vec![
             col("event").alias("group_key"),
@@ -232,7 +254,9 @@ fn property_columns(batch: &RecordBatch) -> Vec<datafusion::prelude::Expr> {
         .schema()
         .fields()
         .iter()
-        .filter(|f| f.name() == "props_other" || canopy_store::property_of_column(f.name()).is_some())
+        .filter(|f| {
+            f.name() == "props_other" || canopy_store::property_of_column(f.name()).is_some()
+        })
         .map(|f| datafusion::prelude::ident(f.name()))
         .collect()
 }

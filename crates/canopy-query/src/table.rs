@@ -2,6 +2,7 @@
 
 use crate::identity_udf::{DisplayId, ResolvePerson};
 use crate::keys::SegmentKeys;
+use crate::profiles::Profiles;
 use crate::tail::{align, chunk_batch};
 use crate::{QueryError, Result};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -23,7 +24,6 @@ use datafusion::prelude::{SessionConfig, SessionContext, ident};
 use object_store::path::Path as ObjectPath;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use crate::profiles::Profiles;
 
 /// Builds query contexts over the store.
 #[derive(Debug, Clone)]
@@ -49,7 +49,11 @@ impl QueryEngine {
     }
 
     /// Identifies the profile data of a project: its profile segments, its tail, its merges.
-    pub(crate) fn profile_signature(&self, project: ProjectId, aliases: &Arc<HashMap<u64, u64>>) -> u64 {
+    pub(crate) fn profile_signature(
+        &self,
+        project: ProjectId,
+        aliases: &Arc<HashMap<u64, u64>>,
+    ) -> u64 {
         use std::hash::{Hash, Hasher};
         let snapshot = self.store.snapshot(project);
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -65,7 +69,11 @@ impl QueryEngine {
         h.finish()
     }
 
-    pub(crate) fn cached_profiles(&self, project: ProjectId, signature: u64) -> Option<Arc<Profiles>> {
+    pub(crate) fn cached_profiles(
+        &self,
+        project: ProjectId,
+        signature: u64,
+    ) -> Option<Arc<Profiles>> {
         let cache = self.profile_cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(&project)
@@ -73,7 +81,12 @@ impl QueryEngine {
             .map(|(_, p)| p.clone())
     }
 
-    pub(crate) fn cache_profiles(&self, project: ProjectId, signature: u64, profiles: Arc<Profiles>) {
+    pub(crate) fn cache_profiles(
+        &self,
+        project: ProjectId,
+        signature: u64,
+        profiles: Arc<Profiles>,
+    ) {
         let mut cache = self.profile_cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.insert(project, (signature, profiles));
     }

@@ -40,6 +40,12 @@ impl From<canopy_query::QueryError> for ApiError {
     }
 }
 
+impl From<canopy_identity::IdentityError> for ApiError {
+    fn from(e: canopy_identity::IdentityError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl From<canopy_control::ControlError> for ApiError {
     fn from(e: canopy_control::ControlError) -> Self {
         ApiError::Internal(e.to_string())

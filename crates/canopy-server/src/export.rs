@@ -45,7 +45,7 @@ pub(crate) async fn profile_updates(
 
 /// Query APIs take the API secret, a service account, or the local admin token — never the
 /// public ingestion token.
-fn authenticate(
+pub(crate) fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     project_id: Option<&str>,

@@ -1,6 +1,6 @@
 //! `/track`, and the item loop every ingestion endpoint shares.
 
-use crate::projects::{ResolvedProject, person_key};
+use crate::projects::ResolvedProject;
 use crate::request::{self, RawRequest};
 use crate::respond::{Outcome, ingest_response};
 use crate::{ApiError, AppState};
@@ -8,10 +8,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::Request;
 use axum::response::{IntoResponse, Response};
+use canopy_identity::ResolveOptions;
 use canopy_ingest::{
     Endpoint, EventContext, Params, Reason, Rejection, decode_payload, normalize_event,
 };
-use canopy_types::{ProfileTarget, ProjectId, Record};
+use canopy_types::{Event, IdMergeMode, ProfileUpdate, ProjectId, Record};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -73,7 +74,7 @@ pub(crate) async fn process(
     };
     let now = state.clock.now_ms();
     let mut last: Option<(String, ResolvedProject)> = None;
-    let mut groups: BTreeMap<ProjectId, Vec<Record>> = BTreeMap::new();
+    let mut groups: BTreeMap<ProjectId, (IdMergeMode, Vec<Record>)> = BTreeMap::new();
     for (i, item) in items.into_iter().enumerate() {
         let (token, mut record) = match normalize(item, now) {
             Ok(Some(x)) => x,
@@ -84,8 +85,8 @@ pub(crate) async fn process(
                 continue;
             }
         };
-        let (id, salt) = match (fixed, token) {
-            (Some(p), _) => (p.project.id, p.person_salt),
+        let (id, mode) = match (fixed, token) {
+            (Some(p), _) => (p.project.id, p.id_merge),
             (None, None) => {
                 let r = Rejection::new(Reason::MissingToken, "token", "project token missing");
                 count_rejected(endpoint, r.reason, 1);
@@ -110,16 +111,27 @@ pub(crate) async fn process(
                     }
                 }
                 match &last {
-                    Some((_, p)) => (p.project.id, p.person_salt),
+                    Some((_, p)) => (p.project.id, p.id_merge),
                     None => continue,
                 }
             }
         };
-        assign(&mut record, id, &salt);
-        groups.entry(id).or_default().push(record);
+        match &mut record {
+            Record::Event(e) => e.project = id,
+            Record::Profile(p) => p.project = id,
+        }
+        groups.entry(id).or_default().1.push(record);
+        groups.entry(id).or_default().0 = mode;
     }
-    for (id, records) in groups {
+    for (id, (mode, records)) in groups {
         let n = records.len();
+        let opts = ResolveOptions {
+            mode,
+            // Mixpanel honours `$merge` only from authenticated `/import`.
+            allow_merge: fixed.is_some() && endpoint == "import",
+            replay: false,
+        };
+        let records = resolve_identities(state, id, opts, records).await?;
         let stored = state.store.append(id, records).await?;
         outcome.accepted += n;
         metrics::counter!("canopy_ingest_accepted_total", "endpoint" => endpoint)
@@ -130,23 +142,58 @@ pub(crate) async fn process(
     Ok((decoded.params, outcome))
 }
 
-fn assign(record: &mut Record, project: ProjectId, salt: &[u8; 32]) {
-    match record {
-        Record::Event(e) => {
-            e.project = project;
-            e.person = person_key(salt, &e.distinct_id);
+/// Runs identity over a batch (off the async workers: it may write to SQLite), keeping the
+/// records' order.
+pub(crate) async fn resolve_identities(
+    state: &AppState,
+    project: ProjectId,
+    opts: ResolveOptions,
+    records: Vec<Record>,
+) -> Result<Vec<Record>, ApiError> {
+    let identity = state.identity.clone();
+    let now = state.clock.now_ms();
+    let (records, stats) = tokio::task::spawn_blocking(move || {
+        let mut records = records;
+        let mut events: Vec<Event> = Vec::new();
+        let mut updates: Vec<ProfileUpdate> = Vec::new();
+        let mut order = Vec::with_capacity(records.len());
+        for r in records.drain(..) {
+            match r {
+                Record::Event(e) => {
+                    order.push(true);
+                    events.push(e);
+                }
+                Record::Profile(u) => {
+                    order.push(false);
+                    updates.push(u);
+                }
+            }
         }
-        Record::Profile(p) => {
-            p.project = project;
-            p.person = match &p.target {
-                ProfileTarget::User { distinct_id } => person_key(salt, distinct_id),
-                ProfileTarget::Group {
-                    group_key,
-                    group_id,
-                } => person_key(salt, &format!("$group:{group_key}:{group_id}")),
-            };
-        }
-    }
+        // Events first: a batch that identifies a user and then updates the user's profile
+        // finds the merged person.
+        let mut stats = identity.resolve_events(project, opts, &mut events, now)?;
+        let p = identity.resolve_profiles(project, &mut updates, now)?;
+        stats.lookups += p.lookups;
+        stats.registered += p.registered;
+        let (mut ev, mut up) = (events.into_iter(), updates.into_iter());
+        let out: Vec<Record> = order
+            .into_iter()
+            .filter_map(|is_event| {
+                if is_event {
+                    ev.next().map(Record::Event)
+                } else {
+                    up.next().map(Record::Profile)
+                }
+            })
+            .collect();
+        Ok::<_, canopy_identity::IdentityError>((out, stats))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("identity task: {e}")))??;
+    metrics::counter!("canopy_identity_lookups_total").increment(stats.lookups as u64);
+    metrics::counter!("canopy_identity_registered_total").increment(stats.registered as u64);
+    metrics::counter!("canopy_identity_merges_total").increment(stats.merges as u64);
+    Ok(records)
 }
 
 pub(crate) fn count_rejected(endpoint: &'static str, reason: Reason, n: u64) {

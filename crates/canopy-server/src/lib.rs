@@ -13,6 +13,7 @@ mod ingest_import;
 mod ingest_profiles;
 mod ingest_track;
 mod observability;
+mod persons;
 mod projects;
 mod request;
 mod respond;
@@ -20,10 +21,11 @@ mod routes;
 
 pub use error::ApiError;
 pub use observability::{MetricsHandle, install_metrics};
-pub use projects::{Projects, person_key};
+pub use projects::Projects;
 pub use routes::{router, serve};
 
 use canopy_control::ControlPlane;
+use canopy_identity::IdentityStore;
 use canopy_ingest::Limits;
 use canopy_query::{ExportBackend, QueryEngine};
 use canopy_store::{EventStore, Store};
@@ -35,10 +37,14 @@ use std::sync::atomic::AtomicBool;
 #[derive(Clone)]
 pub struct AppState {
     pub projects: Arc<Projects>,
+    /// Who each event and profile update belongs to; the only home of raw identifiers.
+    pub identity: Arc<IdentityStore>,
     /// Where ingested records go (the embedded store, or later ClickHouse).
     pub store: Arc<dyn EventStore>,
     /// Where exports come from.
     pub engine: Arc<dyn ExportBackend>,
+    /// Queries over the embedded store (profiles, person views).
+    pub queries: Arc<QueryEngine>,
     pub limits: Arc<Limits>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Option<MetricsHandle>,
@@ -52,11 +58,15 @@ impl AppState {
         control: Arc<dyn ControlPlane>,
         keyring: Arc<dyn canopy_crypto::ProjectKeyring>,
         store: Store,
+        identity: Arc<IdentityStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let engine = Arc::new(QueryEngine::new(store.clone(), identity.clone()));
         Self {
             projects: Arc::new(Projects::new(control, keyring)),
-            engine: Arc::new(QueryEngine::new(store.clone())),
+            identity,
+            queries: engine.clone(),
+            engine,
             store: Arc::new(store),
             limits: Arc::new(Limits::default()),
             clock,

@@ -5,7 +5,7 @@ use crate::ApiError;
 use base64::Engine;
 use canopy_control::{ControlPlane, Project};
 use canopy_crypto::ProjectKeyring;
-use canopy_types::{PersonKey, ProjectId};
+use canopy_types::{IdMergeMode, ProjectId};
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -16,12 +16,11 @@ use std::time::{Duration, Instant};
 const SECRET_TTL: Duration = Duration::from_secs(300);
 const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
-/// A project plus what ingestion derives from it.
+/// A project plus what ingestion needs to know of its settings.
 #[derive(Debug, Clone)]
 pub struct ResolvedProject {
     pub project: Project,
-    /// Salt for person keys, derived from the project key (so keys are not guessable).
-    pub person_salt: [u8; 32],
+    pub id_merge: IdMergeMode,
 }
 
 pub struct Projects {
@@ -46,16 +45,14 @@ impl Projects {
     }
 
     fn resolve(&self, project: Project) -> Result<ResolvedProject, ApiError> {
-        let key = self
-            .keyring
+        // Fails early (and clearly) when the project key cannot be unwrapped.
+        self.keyring
             .project_key(project.id.0)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let mut h = Sha256::new();
-        h.update(b"canopy-person-key-v1");
-        h.update(key.as_bytes());
+        let (_, settings) = self.control.settings(project.id)?;
         Ok(ResolvedProject {
             project,
-            person_salt: h.finalize().into(),
+            id_merge: settings.id_merge,
         })
     }
 
@@ -165,19 +162,4 @@ impl Projects {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The internal person key of `distinct_id` in a project. Identity resolution (a later stage)
-/// will map merged identities to one key; until then a keyed hash keeps raw ids out of the key.
-pub fn person_key(salt: &[u8; 32], distinct_id: &str) -> PersonKey {
-    if distinct_id.is_empty() {
-        return PersonKey::NONE;
-    }
-    let mut h = Sha256::new();
-    h.update(salt);
-    h.update(distinct_id.as_bytes());
-    let d = h.finalize();
-    let mut k = [0u8; 8];
-    k.copy_from_slice(&d[..8]);
-    PersonKey(u64::from_le_bytes(k).max(1))
 }

@@ -1,7 +1,7 @@
 //! Router assembly and the serve loop.
 
 use crate::observability::{log_requests, normalize_path};
-use crate::{AppState, aux, export, ingest_import, ingest_profiles, ingest_track};
+use crate::{AppState, aux, export, ingest_import, ingest_profiles, ingest_track, persons};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
@@ -34,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/2.0/export", get(export::export))
         .route("/api/query/export", get(export::export))
         .route("/api/v1/profile-updates", get(export::profile_updates))
+        .route("/api/v1/persons", get(persons::person))
+        .route("/api/v1/groups", get(persons::group))
         .route("/healthz", get(aux::healthz))
         .route("/readyz", get(aux::readyz))
         .route("/metrics", get(aux::metrics))

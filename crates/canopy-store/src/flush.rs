@@ -1,12 +1,12 @@
 //! Writing frozen tail generations as segments.
 
-use crate::{Result, StoreError};
 use crate::columns::events_to_batch;
 use crate::layout::{Month, Partition, Table, segment_key_purpose, segment_rel_path};
 use crate::manifest::{Manifest, SegmentMeta};
 use crate::profiles::{SeqUpdate, profiles_to_batch};
 use crate::segment::write_segment;
 use crate::store::Inner;
+use crate::{Result, StoreError};
 use arrow::record_batch::RecordBatch;
 use canopy_crypto::Key;
 use canopy_types::{PersonKey, ProjectId};

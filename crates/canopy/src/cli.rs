@@ -42,6 +42,10 @@ enum ProjectCommand {
     /// Create a project; prints its id, ingestion token and API secret (shown only now).
     Create {
         name: String,
+        /// Identity merging: `simplified` ($device_id/$user_id, Mixpanel's default) or
+        /// `original` ($identify, $create_alias, $merge). Fixed once the project has data.
+        #[arg(long, default_value = "simplified")]
+        id_merge: canopy_types::IdMergeMode,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -144,10 +148,22 @@ pub async fn wait_for_signal() {
 
 fn project(command: ProjectCommand) -> Result<()> {
     match command {
-        ProjectCommand::Create { name, json, flags } => {
+        ProjectCommand::Create {
+            name,
+            id_merge,
+            json,
+            flags,
+        } => {
             let config = Config::load(&flags)?;
             let opened = server::open_control(&config)?;
             let created = opened.control.create_project(&name)?;
+            if id_merge != canopy_types::IdMergeMode::default() {
+                let (_, mut settings) = opened.control.settings(created.project.id)?;
+                settings.id_merge = id_merge;
+                opened
+                    .control
+                    .update_settings(created.project.id, &settings)?;
+            }
             if json {
                 println!("{}", serde_json::to_string(&created)?);
             } else {

@@ -4,8 +4,9 @@ use crate::config::Config;
 use anyhow::{Context, Result, bail};
 use canopy_control::{ControlKeyring, SqliteControl};
 use canopy_crypto::{MasterKey, MasterKeySource};
+use canopy_identity::IdentityStore;
 use canopy_server::{AppState, MetricsHandle};
-use canopy_store::{Store, StoreConfig};
+use canopy_store::{CheckpointBarrier, Store, StoreConfig};
 use canopy_types::SystemClock;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -123,6 +124,16 @@ pub async fn start(config: &Config, lock: File, announce: bool) -> Result<Runnin
     store_config.compaction_min_segments = config.compaction_min_segments;
     store_config.max_segment_rows = config.max_segment_rows;
     store_config.dedup_window = config.dedup_window;
+    let identity_path = config.data_dir.join("identity.db");
+    let identity = Arc::new(
+        IdentityStore::open(&identity_path, opened.keyring.clone())
+            .with_context(|| format!("opening {}", identity_path.display()))?,
+    );
+    // Identity changes must be durable before the WAL that could replay them is deleted.
+    let barrier = identity.clone();
+    store_config.checkpoint_barrier = Some(CheckpointBarrier(Arc::new(move || {
+        barrier.sync().map_err(|e| e.to_string())
+    })));
     let keyring = opened.keyring.clone();
     let (store, report) = tokio::task::spawn_blocking(move || {
         Store::open(store_config, keyring, Arc::new(SystemClock))
@@ -130,6 +141,7 @@ pub async fn start(config: &Config, lock: File, announce: bool) -> Result<Runnin
     .await
     .context("store start-up task")?
     .context("opening the event store")?;
+    let replayed = replay_identities(opened.control.as_ref(), &store, &identity)?;
     tracing::info!(
         replayed_records = report.records_replayed,
         truncated_bytes = report.bytes_truncated,
@@ -138,10 +150,15 @@ pub async fn start(config: &Config, lock: File, announce: bool) -> Result<Runnin
     let metrics = METRICS
         .get_or_init(|| canopy_server::install_metrics().ok())
         .clone();
+    tracing::info!(
+        events = replayed,
+        "identity replayed over the recovered tail"
+    );
     let mut state = AppState::new(
         opened.control.clone(),
         opened.keyring.clone(),
         store.clone(),
+        identity,
         Arc::new(SystemClock),
     );
     state.metrics = metrics;
@@ -210,4 +227,34 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
+}
+
+/// Re-applies identity to the events recovered from the WAL: after a power loss the identity
+/// database may lack the last merges their events made (re-applying is idempotent).
+fn replay_identities(
+    control: &dyn canopy_control::ControlPlane,
+    store: &Store,
+    identity: &IdentityStore,
+) -> Result<usize> {
+    let mut n = 0;
+    for project in control.list_projects()? {
+        let snapshot = store.snapshot(project.id);
+        let mut events: Vec<canopy_types::Event> = snapshot
+            .tail
+            .iter()
+            .flat_map(|c| c.events.iter().cloned())
+            .collect();
+        if events.is_empty() {
+            continue;
+        }
+        let (_, settings) = control.settings(project.id)?;
+        let opts = canopy_identity::ResolveOptions {
+            mode: settings.id_merge,
+            allow_merge: true,
+            replay: true,
+        };
+        n += events.len();
+        identity.resolve_events(project.id, opts, &mut events, 0)?;
+    }
+    Ok(n)
 }
