@@ -11,12 +11,19 @@ mod limits;
 mod params;
 mod payload;
 mod profile;
+mod segment;
+mod timestamps;
 
 pub use event::{Endpoint, EventContext, normalize_event};
 pub use limits::Limits;
-pub use params::{Params, parse_form};
+pub use params::{Params, parse_form, query_value};
 pub use payload::{DecodedPayload, RequestParts, decode_payload};
 pub use profile::{ProfileKind, normalize_profile};
+pub use segment::{
+    MAX_BATCH_BYTES as SEGMENT_MAX_BATCH_BYTES, SegmentRequest, decode_segment, normalize_segment,
+    type_of_path,
+};
+pub use timestamps::parse_timestamp;
 
 /// Why a request or an item was refused. The label is a metrics label; the message is safe to
 /// show a client and never contains a submitted value.
@@ -47,6 +54,8 @@ pub enum Reason {
     EventTooLarge,
     InvalidOperation,
     MissingGroup,
+    UnsupportedType,
+    InvalidToken,
 }
 
 impl Reason {
@@ -78,6 +87,8 @@ impl Reason {
             EventTooLarge => "event_too_large",
             InvalidOperation => "invalid_operation",
             MissingGroup => "missing_group",
+            UnsupportedType => "unsupported_type",
+            InvalidToken => "invalid_token",
         }
     }
 }

@@ -125,3 +125,12 @@ mod tests {
         assert!(p.callback.is_some());
     }
 }
+
+/// The first value of `name` in a URL query string, decoded.
+pub fn query_value(query: &str, name: &str) -> Option<String> {
+    parse_form(query.as_bytes())
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}

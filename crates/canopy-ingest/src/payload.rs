@@ -114,7 +114,7 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
     &b[start..end]
 }
 
-fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, Rejection> {
+pub(crate) fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, Rejection> {
     let mut out = Vec::new();
     let decoder = flate2::read::MultiGzDecoder::new(body);
     decoder
@@ -133,7 +133,7 @@ fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, Rejection> {
 
 /// A `data` value is JSON or base64 of JSON. Spaces come from an un-escaped `+` (Node);
 /// URL-safe characters and missing padding are tolerated.
-fn decode_data_value(d: &str) -> Result<Vec<u8>, Rejection> {
+pub(crate) fn decode_data_value(d: &str) -> Result<Vec<u8>, Rejection> {
     let t = d.trim();
     if t.starts_with('[') || t.starts_with('{') {
         return Ok(t.as_bytes().to_vec());

@@ -124,22 +124,37 @@ pub(crate) async fn process(
         groups.entry(id).or_default().0 = mode;
     }
     for (id, (mode, records)) in groups {
-        let n = records.len();
         let opts = ResolveOptions {
             mode,
             // Mixpanel honours `$merge` only from authenticated `/import`.
             allow_merge: fixed.is_some() && endpoint == "import",
             replay: false,
         };
-        let records = resolve_identities(state, id, opts, records).await?;
-        let stored = state.store.append(id, records).await?;
-        outcome.accepted += n;
-        metrics::counter!("canopy_ingest_accepted_total", "endpoint" => endpoint)
-            .increment(stored.stored as u64);
-        metrics::counter!("canopy_ingest_duplicates_total", "endpoint" => endpoint)
-            .increment(stored.duplicates as u64);
+        outcome.accepted += store_batch(state, id, opts, records, endpoint).await?;
     }
     Ok((decoded.params, outcome))
+}
+
+/// Identity, then the store (which answers once the batch is durable). Returns how many
+/// records were accepted (duplicates included: they were received, and are dropped quietly).
+pub(crate) async fn store_batch(
+    state: &AppState,
+    project: ProjectId,
+    opts: ResolveOptions,
+    records: Vec<Record>,
+    endpoint: &'static str,
+) -> Result<usize, ApiError> {
+    let n = records.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    let records = resolve_identities(state, project, opts, records).await?;
+    let stored = state.store.append(project, records).await?;
+    metrics::counter!("canopy_ingest_accepted_total", "endpoint" => endpoint)
+        .increment(stored.stored as u64);
+    metrics::counter!("canopy_ingest_duplicates_total", "endpoint" => endpoint)
+        .increment(stored.duplicates as u64);
+    Ok(n)
 }
 
 /// Runs identity over a batch (off the async workers: it may write to SQLite), keeping the

@@ -11,6 +11,7 @@ mod error;
 mod export;
 mod ingest_import;
 mod ingest_profiles;
+mod ingest_segment;
 mod ingest_track;
 mod observability;
 mod persons;

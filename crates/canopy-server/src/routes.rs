@@ -1,11 +1,11 @@
 //! Router assembly and the serve loop.
 
 use crate::observability::{log_requests, normalize_path};
-use crate::{AppState, aux, export, ingest_import, ingest_profiles, ingest_track, persons};
+use crate::{AppState, aux, export, ingest_import, ingest_profiles, ingest_segment, ingest_track, persons};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use tower::Layer as _;
@@ -31,6 +31,8 @@ pub fn router(state: AppState) -> Router {
         .route("/flags/{id}/first-time-events", any(aux::record))
         .route("/settings", get(aux::settings))
         .route("/record", any(aux::record))
+        .route("/v1/projects/{key}/settings", get(ingest_segment::settings))
+        .route("/v1/{call}", post(ingest_segment::call))
         .route("/api/2.0/export", get(export::export))
         .route("/api/query/export", get(export::export))
         .route("/api/v1/profile-updates", get(export::profile_updates))
