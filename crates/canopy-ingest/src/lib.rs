@@ -10,6 +10,8 @@ mod event;
 mod limits;
 mod params;
 mod payload;
+mod posthog;
+mod posthog_event;
 mod profile;
 mod segment;
 mod timestamps;
@@ -18,6 +20,8 @@ pub use event::{Endpoint, EventContext, normalize_event};
 pub use limits::Limits;
 pub use params::{Params, parse_form, query_value};
 pub use payload::{DecodedPayload, RequestParts, decode_payload};
+pub use posthog::{PosthogParts, PosthogRequest, decode_posthog, looks_like_posthog};
+pub use posthog_event::{check_token, event_token, normalize_posthog};
 pub use profile::{ProfileKind, normalize_profile};
 pub use segment::{
     MAX_BATCH_BYTES as SEGMENT_MAX_BATCH_BYTES, SegmentRequest, decode_segment, normalize_segment,

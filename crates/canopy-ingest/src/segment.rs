@@ -50,7 +50,11 @@ pub fn decode_segment(
     call: Option<&str>,
     limits: &Limits,
 ) -> Result<SegmentRequest, Rejection> {
-    let cap = if call.is_some() { MAX_MESSAGE_BYTES } else { MAX_BATCH_BYTES };
+    let cap = if call.is_some() {
+        MAX_MESSAGE_BYTES
+    } else {
+        MAX_BATCH_BYTES
+    };
     let raw = if body.starts_with(&[0x1f, 0x8b]) {
         gunzip(body, limits.max_decompressed_bytes.min(cap))?
     } else {
@@ -64,7 +68,11 @@ pub fn decode_segment(
         ));
     }
     let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(&raw) else {
-        return Err(Rejection::new(Reason::BadJson, "body", "body is not a JSON object"));
+        return Err(Rejection::new(
+            Reason::BadJson,
+            "body",
+            "body is not a JSON object",
+        ));
     };
     let write_key = match obj.remove("writeKey") {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
@@ -78,7 +86,11 @@ pub fn decode_segment(
         }
         None => {
             let Some(Value::Array(batch)) = obj.remove("batch") else {
-                return Err(Rejection::new(Reason::NoData, "batch", "batch must be an array"));
+                return Err(Rejection::new(
+                    Reason::NoData,
+                    "batch",
+                    "batch must be an array",
+                ));
             };
             if batch.len() > MAX_BATCH_MESSAGES {
                 return Err(Rejection::new(
@@ -183,9 +195,17 @@ pub fn normalize_segment(
     limits: &Limits,
 ) -> Result<Vec<Record>, Rejection> {
     let Value::Object(mut m) = msg else {
-        return Err(Rejection::new(Reason::NotAnObject, "message", "message must be an object"));
+        return Err(Rejection::new(
+            Reason::NotAnObject,
+            "message",
+            "message must be an object",
+        ));
     };
-    let call = m.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let call = m
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let user = id_of(m.get("userId"));
     let anon = id_of(m.get("anonymousId"));
     if user.is_none() && anon.is_none() && call != "alias" {
@@ -196,7 +216,10 @@ pub fn normalize_segment(
         ));
     }
     // Skew correction: timestamp = received − (sentAt − originalTimestamp).
-    let sent_at = m.get("sentAt").and_then(parse_timestamp).or(batch_sent_at_ms);
+    let sent_at = m
+        .get("sentAt")
+        .and_then(parse_timestamp)
+        .or(batch_sent_at_ms);
     let original = m.get("originalTimestamp").and_then(parse_timestamp);
     let stamp = m.get("timestamp").and_then(parse_timestamp);
     let time_ms = match (original.or(stamp), sent_at) {
@@ -245,17 +268,22 @@ pub fn normalize_segment(
         track_max_age_ms: i64::MAX,
         limits,
     };
-    let event = |name: String, mut props: Map<String, Value>| -> Result<Option<Record>, Rejection> {
-        props.insert("time".into(), json!(time_ms));
-        if let Some(i) = &insert_id {
-            props.insert("$insert_id".into(), json!(i));
-        }
-        Ok(normalize_event(json!({"event": name, "properties": props}), &ctx)?
-            .map(|(_, e)| Record::Event(e)))
-    };
+    let event =
+        |name: String, mut props: Map<String, Value>| -> Result<Option<Record>, Rejection> {
+            props.insert("time".into(), json!(time_ms));
+            if let Some(i) = &insert_id {
+                props.insert("$insert_id".into(), json!(i));
+            }
+            Ok(
+                normalize_event(json!({"event": name, "properties": props}), &ctx)?
+                    .map(|(_, e)| Record::Event(e)),
+            )
+        };
     let profile = |kind: ProfileKind, mut item: Map<String, Value>| -> Result<Record, Rejection> {
         item.insert("$time".into(), json!(time_ms));
-        Ok(Record::Profile(normalize_profile(Value::Object(item), kind, now_ms, limits)?.1))
+        Ok(Record::Profile(
+            normalize_profile(Value::Object(item), kind, now_ms, limits)?.1,
+        ))
     };
     let traits = |m: &mut Map<String, Value>| match m.remove("traits") {
         Some(Value::Object(t)) => t,

@@ -12,7 +12,11 @@ pub fn parse_timestamp(v: &Value) -> Option<i64> {
             if !f.is_finite() {
                 return None;
             }
-            Some(if f.abs() < 1e11 { (f * 1000.0) as i64 } else { f as i64 })
+            Some(if f.abs() < 1e11 {
+                (f * 1000.0) as i64
+            } else {
+                f as i64
+            })
         }
         Value::String(s) => parse_str(s.trim()),
         _ => None,
@@ -32,7 +36,9 @@ fn parse_str(s: &str) -> Option<i64> {
         }
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis());
+        return d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_millis());
     }
     if let Ok(n) = s.parse::<f64>() {
         return parse_timestamp(&serde_json::json!(n));
@@ -49,11 +55,20 @@ mod tests {
     fn the_formats_sdks_send() {
         let t = 1_763_000_000_123;
         assert_eq!(parse_timestamp(&json!("2025-11-13T02:13:20.123Z")), Some(t));
-        assert_eq!(parse_timestamp(&json!("2025-11-13T07:43:20.123+05:30")), Some(t));
+        assert_eq!(
+            parse_timestamp(&json!("2025-11-13T07:43:20.123+05:30")),
+            Some(t)
+        );
         assert_eq!(parse_timestamp(&json!("2025-11-13T02:13:20.123")), Some(t));
         assert_eq!(parse_timestamp(&json!(t)), Some(t));
-        assert_eq!(parse_timestamp(&json!(1_763_000_000)), Some(1_763_000_000_000));
-        assert_eq!(parse_timestamp(&json!("2025-11-13")), Some(1_762_992_000_000));
+        assert_eq!(
+            parse_timestamp(&json!(1_763_000_000)),
+            Some(1_763_000_000_000)
+        );
+        assert_eq!(
+            parse_timestamp(&json!("2025-11-13")),
+            Some(1_762_992_000_000)
+        );
         assert_eq!(parse_timestamp(&json!("yesterday")), None);
         assert_eq!(parse_timestamp(&json!(null)), None);
     }

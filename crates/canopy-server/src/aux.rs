@@ -7,14 +7,23 @@ use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
+/// Mixpanel's and PostHog's `/decide` in one answer: no flags, no surveys, no recording.
 pub(crate) async fn decide() -> Json<serde_json::Value> {
-    Json(
-        json!({"notifications": [], "config": {"enable_collect_everything": false}, "automatic_events": false}),
-    )
+    Json(json!({
+        "notifications": [], "config": {"enable_collect_everything": false},
+        "automatic_events": false,
+        "featureFlags": {}, "featureFlagPayloads": {}, "errorsWhileComputingFlags": false,
+        "sessionRecording": false, "supportedCompression": ["gzip", "gzip-js"],
+        "siteApps": [], "surveys": false, "toolbarParams": {}, "isAuthenticated": false
+    }))
 }
 
+/// Mixpanel's `/flags` and PostHog's `/flags?v=2`: no flags.
 pub(crate) async fn flags() -> Json<serde_json::Value> {
-    Json(json!({"flags": {}}))
+    Json(
+        json!({"flags": {}, "featureFlags": {}, "featureFlagPayloads": {},
+                "errorsWhileComputingFlags": false}),
+    )
 }
 
 pub(crate) async fn flag_definitions() -> Json<serde_json::Value> {

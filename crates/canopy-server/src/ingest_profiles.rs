@@ -27,6 +27,12 @@ async fn profiles(
     endpoint: &'static str,
 ) -> Response {
     let raw = request::read(req, state.limits.max_body_bytes).await;
+    if kind == ProfileKind::User
+        && let Ok(body) = &raw.body
+        && canopy_ingest::looks_like_posthog(&raw.query, body)
+    {
+        return crate::ingest_posthog::handle(&state, &raw, true).await;
+    }
     let limits = state.limits.clone();
     let normalize = move |item: Value, now_ms: i64| {
         let (token, update) = normalize_profile(item, kind, now_ms, &limits)?;

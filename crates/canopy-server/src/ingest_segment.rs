@@ -22,7 +22,11 @@ use serde_json::{Value, json};
 const ENDPOINT: &str = "segment";
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (status, Json(json!({"success": false, "code": code, "message": message.into()}))).into_response()
+    (
+        status,
+        Json(json!({"success": false, "code": code, "message": message.into()})),
+    )
+        .into_response()
 }
 
 fn rejection(r: &Rejection) -> Response {
@@ -72,7 +76,11 @@ pub(crate) async fn call(
     let batch = matches!(call.as_str(), "batch" | "b");
     let kind = type_of_path(&call);
     if !batch && kind.is_none() {
-        return error(StatusCode::NOT_FOUND, "not_found", "unknown Segment endpoint");
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "unknown Segment endpoint",
+        );
     }
     let headers = req.headers().clone();
     let raw = request::read(req, MAX_BATCH_BYTES.max(state.limits.max_body_bytes)).await;
@@ -85,11 +93,21 @@ pub(crate) async fn call(
         Err(r) => return rejection(&r),
     };
     let Some(key) = write_key(decoded.write_key.clone(), &raw, &headers) else {
-        return error(StatusCode::UNAUTHORIZED, "missing_write_key", "a write key is required");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing_write_key",
+            "a write key is required",
+        );
     };
     let project = match state.projects.by_token(&key) {
         Ok(Some(p)) => p,
-        Ok(None) => return error(StatusCode::UNAUTHORIZED, "invalid_write_key", "unknown write key"),
+        Ok(None) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_write_key",
+                "unknown write key",
+            );
+        }
         Err(e) => return e.into_response(),
     };
     let now = state.clock.now_ms();

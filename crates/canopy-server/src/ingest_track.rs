@@ -26,6 +26,11 @@ pub(crate) type Normalizer<'a> =
 
 pub(crate) async fn track(State(state): State<AppState>, req: Request<Body>) -> Response {
     let raw = request::read(req, state.limits.max_body_bytes).await;
+    if let Ok(body) = &raw.body
+        && canopy_ingest::looks_like_posthog(&raw.query, body)
+    {
+        return crate::ingest_posthog::handle(&state, &raw, false).await;
+    }
     let limits = state.limits.clone();
     let normalize = move |item: Value, now_ms: i64| {
         let ctx = EventContext {

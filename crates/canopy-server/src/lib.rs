@@ -10,6 +10,7 @@ mod aux;
 mod error;
 mod export;
 mod ingest_import;
+mod ingest_posthog;
 mod ingest_profiles;
 mod ingest_segment;
 mod ingest_track;

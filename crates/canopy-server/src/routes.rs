@@ -1,7 +1,10 @@
 //! Router assembly and the serve loop.
 
 use crate::observability::{log_requests, normalize_path};
-use crate::{AppState, aux, export, ingest_import, ingest_profiles, ingest_segment, ingest_track, persons};
+use crate::{
+    AppState, aux, export, ingest_import, ingest_posthog, ingest_profiles, ingest_segment,
+    ingest_track, persons,
+};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
@@ -25,7 +28,11 @@ pub fn router(state: AppState) -> Router {
         .route("/engage", any(ingest_profiles::engage))
         .route("/groups", any(ingest_profiles::groups))
         .route("/import", any(ingest_import::import))
-        .route("/decide", get(aux::decide))
+        .route("/capture", any(ingest_posthog::capture))
+        .route("/batch", any(ingest_posthog::capture))
+        .route("/e", any(ingest_posthog::capture))
+        .route("/i/v0/e", any(ingest_posthog::capture))
+        .route("/decide", any(aux::decide))
         .route("/flags", any(aux::flags))
         .route("/flags/definitions", get(aux::flag_definitions))
         .route("/flags/{id}/first-time-events", any(aux::record))

@@ -21,8 +21,17 @@ fn a_python_batch_becomes_events_with_context_defaults() {
     assert_eq!(req.write_key.as_deref(), Some("wk"));
     assert_eq!(req.sent_at_ms, Some(NOW));
     let msg = req.messages.into_iter().next().unwrap();
-    let recs = normalize_segment(msg, IdMergeMode::Simplified, req.sent_at_ms, NOW + 5000, &Limits::default()).unwrap();
-    let [Record::Event(e)] = recs.as_slice() else { panic!("{recs:?}") };
+    let recs = normalize_segment(
+        msg,
+        IdMergeMode::Simplified,
+        req.sent_at_ms,
+        NOW + 5000,
+        &Limits::default(),
+    )
+    .unwrap();
+    let [Record::Event(e)] = recs.as_slice() else {
+        panic!("{recs:?}")
+    };
     assert_eq!(e.name, "Lesson Done");
     assert_eq!(e.distinct_id, "$device:a-1");
     assert_eq!(e.insert_id, "m-1");
@@ -39,17 +48,32 @@ fn identify_merges_and_sets_traits_per_mode() {
                      "traits": {"email": "p@example.com", "plan": "family"}});
     let recs = run(msg.clone(), IdMergeMode::Original).unwrap();
     let Record::Event(e) = &recs[0] else { panic!() };
-    assert_eq!((e.name.as_str(), e.distinct_id.as_str()), ("$identify", "u1"));
-    assert_eq!(e.properties["$anon_distinct_id"], "0b8f7c2e-6f7b-4a43-9d1e-3a2f1c0d9e8b");
-    let Record::Profile(p) = &recs[1] else { panic!() };
+    assert_eq!(
+        (e.name.as_str(), e.distinct_id.as_str()),
+        ("$identify", "u1")
+    );
+    assert_eq!(
+        e.properties["$anon_distinct_id"],
+        "0b8f7c2e-6f7b-4a43-9d1e-3a2f1c0d9e8b"
+    );
+    let Record::Profile(p) = &recs[1] else {
+        panic!()
+    };
     assert_eq!(p.operation, "$set");
-    assert_eq!(p.value, json!({"$email": "p@example.com", "plan": "family"}));
+    assert_eq!(
+        p.value,
+        json!({"$email": "p@example.com", "plan": "family"})
+    );
     let recs = run(msg, IdMergeMode::Simplified).unwrap();
     let Record::Event(e) = &recs[0] else { panic!() };
     assert_eq!(e.properties["$user_id"], "u1");
     assert!(e.properties.contains_key("$device_id"));
     // Server-side identify without an anonymous id: traits only.
-    let recs = run(json!({"type": "identify", "userId": "u1", "traits": {"a": 1}}), IdMergeMode::Original).unwrap();
+    let recs = run(
+        json!({"type": "identify", "userId": "u1", "traits": {"a": 1}}),
+        IdMergeMode::Original,
+    )
+    .unwrap();
     assert!(matches!(recs.as_slice(), [Record::Profile(_)]));
 }
 
@@ -58,35 +82,88 @@ fn alias_and_group_map_onto_mixpanel_calls() {
     let alias = json!({"type": "alias", "previousId": "anon-9", "userId": "u9"});
     let recs = run(alias.clone(), IdMergeMode::Original).unwrap();
     let Record::Event(e) = &recs[0] else { panic!() };
-    assert_eq!((e.name.as_str(), e.distinct_id.as_str()), ("$create_alias", "anon-9"));
+    assert_eq!(
+        (e.name.as_str(), e.distinct_id.as_str()),
+        ("$create_alias", "anon-9")
+    );
     assert_eq!(e.properties["alias"], "u9");
     let recs = run(alias, IdMergeMode::Simplified).unwrap();
     let Record::Event(e) = &recs[0] else { panic!() };
     assert_eq!(e.name, "$identify");
-    let recs = run(json!({"type": "group", "userId": "u9", "groupId": "school-4", "traits": {"name": "Oak"}}), IdMergeMode::Simplified).unwrap();
-    let [Record::Profile(g), Record::Profile(u)] = recs.as_slice() else { panic!("{recs:?}") };
-    assert_eq!(g.target, ProfileTarget::Group { group_key: "group_id".into(), group_id: "school-4".into() });
+    let recs = run(
+        json!({"type": "group", "userId": "u9", "groupId": "school-4", "traits": {"name": "Oak"}}),
+        IdMergeMode::Simplified,
+    )
+    .unwrap();
+    let [Record::Profile(g), Record::Profile(u)] = recs.as_slice() else {
+        panic!("{recs:?}")
+    };
+    assert_eq!(
+        g.target,
+        ProfileTarget::Group {
+            group_key: "group_id".into(),
+            group_id: "school-4".into()
+        }
+    );
     assert_eq!(u.operation, "$union");
 }
 
 #[test]
 fn bad_messages_are_refused_with_their_reason() {
     let m = IdMergeMode::Simplified;
-    assert_eq!(run(json!({"type": "track", "event": "x"}), m).unwrap_err(), Reason::MissingDistinctId);
-    assert_eq!(run(json!({"type": "track", "userId": "u"}), m).unwrap_err(), Reason::MissingEventName);
-    assert_eq!(run(json!({"type": "explode", "userId": "u"}), m).unwrap_err(), Reason::UnsupportedType);
-    assert_eq!(run(json!({"type": "group", "userId": "u"}), m).unwrap_err(), Reason::MissingGroup);
-    assert_eq!(run(json!({"type": "alias", "userId": "u"}), m).unwrap_err(), Reason::MissingDistinctId);
+    assert_eq!(
+        run(json!({"type": "track", "event": "x"}), m).unwrap_err(),
+        Reason::MissingDistinctId
+    );
+    assert_eq!(
+        run(json!({"type": "track", "userId": "u"}), m).unwrap_err(),
+        Reason::MissingEventName
+    );
+    assert_eq!(
+        run(json!({"type": "explode", "userId": "u"}), m).unwrap_err(),
+        Reason::UnsupportedType
+    );
+    assert_eq!(
+        run(json!({"type": "group", "userId": "u"}), m).unwrap_err(),
+        Reason::MissingGroup
+    );
+    assert_eq!(
+        run(json!({"type": "alias", "userId": "u"}), m).unwrap_err(),
+        Reason::MissingDistinctId
+    );
     assert_eq!(run(json!(7), m).unwrap_err(), Reason::NotAnObject);
     let long = "x".repeat(101);
-    assert_eq!(run(json!({"type": "track", "event": "e", "userId": "u", "messageId": long}), m).unwrap_err(), Reason::InvalidInsertId);
+    assert_eq!(
+        run(
+            json!({"type": "track", "event": "e", "userId": "u", "messageId": long}),
+            m
+        )
+        .unwrap_err(),
+        Reason::InvalidInsertId
+    );
     let l = Limits::default();
     let big = json!({"type": "track", "userId": "u", "event": "e", "properties": {"p": "x".repeat(40_000)}});
-    assert_eq!(decode_segment(big.to_string().as_bytes(), Some("track"), &l).unwrap_err().reason, Reason::BodyTooLarge);
+    assert_eq!(
+        decode_segment(big.to_string().as_bytes(), Some("track"), &l)
+            .unwrap_err()
+            .reason,
+        Reason::BodyTooLarge
+    );
     let many = json!({"batch": vec![json!({}); 2501]});
-    assert_eq!(decode_segment(many.to_string().as_bytes(), None, &l).unwrap_err().reason, Reason::TooManyItems);
-    assert_eq!(decode_segment(b"{nope", None, &l).unwrap_err().reason, Reason::BadJson);
-    assert_eq!(decode_segment(b"{}", None, &l).unwrap_err().reason, Reason::NoData);
+    assert_eq!(
+        decode_segment(many.to_string().as_bytes(), None, &l)
+            .unwrap_err()
+            .reason,
+        Reason::TooManyItems
+    );
+    assert_eq!(
+        decode_segment(b"{nope", None, &l).unwrap_err().reason,
+        Reason::BadJson
+    );
+    assert_eq!(
+        decode_segment(b"{}", None, &l).unwrap_err().reason,
+        Reason::NoData
+    );
 }
 
 proptest::proptest! {
