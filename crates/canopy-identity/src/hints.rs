@@ -85,7 +85,7 @@ pub fn hints(mode: IdMergeMode, event: &Event, allow_merge: bool) -> Hints {
             }
         }
         IdMergeMode::Original => {
-            let distinct_id = event.distinct_id.clone();
+            let mut distinct_id = event.distinct_id.clone();
             let mut identified = None;
             match event.name.as_str() {
                 "$identify" => {
@@ -119,10 +119,17 @@ pub fn hints(mode: IdMergeMode, event: &Event, allow_merge: bool) -> Hints {
                     };
                     match (allow_merge, ids.as_slice()) {
                         (false, _) => ops.push(Op::Unsupported("merge_requires_import")),
-                        (true, [a, b]) => ops.push(Op::Merge {
-                            a: a.clone(),
-                            b: b.clone(),
-                        }),
+                        (true, [a, b]) => {
+                            // Python's `merge` sends no distinct_id: the event belongs to
+                            // the merged person.
+                            if distinct_id.is_empty() {
+                                distinct_id = a.clone();
+                            }
+                            ops.push(Op::Merge {
+                                a: a.clone(),
+                                b: b.clone(),
+                            })
+                        }
                         (true, _) => ops.push(Op::Unsupported("merge_needs_two_ids")),
                     }
                 }

@@ -319,7 +319,7 @@ pub fn normalize_segment(
         }
         "identify" => {
             if let (Some(_), Some(a)) = (&user, &anon) {
-                let mut p = Map::new();
+                let mut p = props.clone();
                 identity(&mut p);
                 if mode == IdMergeMode::Original {
                     p.insert("$anon_distinct_id".into(), json!(a));
@@ -342,7 +342,7 @@ pub fn normalize_segment(
                     "an alias call needs previousId and userId",
                 ));
             };
-            let mut p = Map::new();
+            let mut p = props.clone();
             match mode {
                 IdMergeMode::Simplified => {
                     p.insert("distinct_id".into(), json!(u));

@@ -121,10 +121,6 @@ pub(crate) async fn process(
                 }
             }
         };
-        match &mut record {
-            Record::Event(e) => e.project = id,
-            Record::Profile(p) => p.project = id,
-        }
         groups.entry(id).or_default().1.push(record);
         groups.entry(id).or_default().0 = mode;
     }
@@ -152,6 +148,13 @@ pub(crate) async fn store_batch(
     let n = records.len();
     if n == 0 {
         return Ok(0);
+    }
+    let mut records = records;
+    for r in records.iter_mut() {
+        match r {
+            Record::Event(e) => e.project = project,
+            Record::Profile(p) => p.project = project,
+        }
     }
     let records = resolve_identities(state, project, opts, records).await?;
     let stored = state.store.append(project, records).await?;
