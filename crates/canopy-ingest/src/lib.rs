@@ -16,6 +16,7 @@ mod profile;
 mod segment;
 mod timestamps;
 
+pub use canopy_types::IdMergeMode;
 pub use event::{Endpoint, EventContext, normalize_event};
 pub use limits::Limits;
 pub use params::{Params, parse_form, query_value};
