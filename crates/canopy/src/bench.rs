@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 pub enum Sink {
     CanopyTrack,
     CanopyImport,
+    /// `/engage` profile operations ($set, $add, $union, $append, $set_once in turn).
+    CanopyEngage,
     Clickhouse,
 }
 
@@ -92,6 +94,23 @@ fn event_pool(args: &IngestArgs) -> Vec<String> {
                 p.remove("$insert_id");
             }
             match args.sink {
+                Sink::CanopyEngage => {
+                    let who = props["$user_id"].as_str().unwrap_or("u").to_string();
+                    let screen = props["screen"].as_str().unwrap_or("Home").to_string();
+                    let (op, value) = match props["time"].as_i64().unwrap_or(0) % 5 {
+                        0 => ("$set", json!({"last_screen": screen})),
+                        1 => ("$add", json!({"sessions": 1})),
+                        2 => ("$union", json!({"screens": [screen]})),
+                        3 => ("$append", json!({"recent": screen})),
+                        _ => ("$set_once", json!({"first_screen": screen})),
+                    };
+                    // The insert id lands in `$mp_metadata`, which profiles ignore.
+                    format!(
+                        "{{\"$token\":{},\"$distinct_id\":{},\"{op}\":{value},\"$mp_metadata\":{{\"b\":1",
+                        json!(args.token),
+                        json!(who)
+                    )
+                }
                 Sink::CanopyTrack | Sink::CanopyImport => {
                     if args.sink == Sink::CanopyTrack {
                         props["token"] = json!(args.token);
@@ -173,6 +192,9 @@ async fn ingest(args: IngestArgs) -> Result<()> {
                 let req = match args.sink {
                     Sink::CanopyTrack => client
                         .post(format!("{}/track", args.url))
+                        .header("content-type", "application/json"),
+                    Sink::CanopyEngage => client
+                        .post(format!("{}/engage", args.url))
                         .header("content-type", "application/json"),
                     Sink::CanopyImport => client
                         .post(format!("{}/import", args.url))

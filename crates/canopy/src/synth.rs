@@ -195,7 +195,8 @@ impl Generator {
         let mut out = Vec::with_capacity(len + 1);
         let user = &self.users[u];
         let base = json!({
-            "distinct_id": user.id, "$device_id": user.device, "$os": user.os, "mp_lib": user.lib,
+            "distinct_id": user.id, "$device_id": user.device, "$user_id": user.id,
+            "$os": user.os, "mp_lib": user.lib,
             "$app_version_string": user.app_version, "mp_country_code": user.country,
             "user_role": user.role, "session_id": session_id,
         });
