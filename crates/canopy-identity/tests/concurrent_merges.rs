@@ -49,10 +49,22 @@ fn script(c: usize, mode: IdMergeMode) -> (Vec<Event>, Vec<String>) {
             IdMergeMode::Simplified => {
                 let second = format!("tablet-{c}-{j}");
                 out.push(ev("App Open", "", json!({"$device_id": device})));
-                out.push(ev("Login", "", json!({"$device_id": device, "$user_id": user})));
+                out.push(ev(
+                    "Login",
+                    "",
+                    json!({"$device_id": device, "$user_id": user}),
+                ));
                 out.push(ev("Play", "", json!({"$device_id": second})));
-                out.push(ev("Login", "", json!({"$device_id": second, "$user_id": user})));
-                ids.extend([user, format!("$device:{device}"), format!("$device:{second}")]);
+                out.push(ev(
+                    "Login",
+                    "",
+                    json!({"$device_id": second, "$user_id": user}),
+                ));
+                ids.extend([
+                    user,
+                    format!("$device:{device}"),
+                    format!("$device:{second}"),
+                ]);
             }
         }
     }
@@ -69,17 +81,24 @@ fn clusters(store: &IdentityStore, ids: &[String]) -> BTreeSet<BTreeSet<String>>
 }
 
 fn run(mode: IdMergeMode) {
-    let opts = ResolveOptions { mode, allow_merge: true, replay: false };
+    let opts = ResolveOptions {
+        mode,
+        allow_merge: true,
+        replay: false,
+    };
     let scripts: Vec<(Vec<Event>, Vec<String>)> = (0..CLIENTS).map(|c| script(c, mode)).collect();
     let all_ids: Vec<String> = scripts.iter().flat_map(|(_, ids)| ids.clone()).collect();
 
     let sequential = IdentityStore::in_memory(Arc::new(MemoryKeyring::default())).unwrap();
     for (events, _) in &scripts {
         for e in events {
-            sequential.resolve_events(P, opts, &mut [e.clone()], 0).unwrap();
+            sequential
+                .resolve_events(P, opts, &mut [e.clone()], 0)
+                .unwrap();
         }
     }
-    let concurrent = Arc::new(IdentityStore::in_memory(Arc::new(MemoryKeyring::default())).unwrap());
+    let concurrent =
+        Arc::new(IdentityStore::in_memory(Arc::new(MemoryKeyring::default())).unwrap());
     std::thread::scope(|s| {
         for (events, _) in &scripts {
             let store = concurrent.clone();
@@ -95,7 +114,11 @@ fn run(mode: IdMergeMode) {
     let expected = clusters(&sequential, &all_ids);
     assert_eq!(clusters(&concurrent, &all_ids), expected);
     // The scenario really merges: fewer clusters than ids.
-    assert!(expected.len() < all_ids.len() / 2, "{} clusters", expected.len());
+    assert!(
+        expected.len() < all_ids.len() / 2,
+        "{} clusters",
+        expected.len()
+    );
 }
 
 #[test]

@@ -81,7 +81,7 @@ pub(crate) async fn process(
     let mut last: Option<(String, ResolvedProject)> = None;
     let mut groups: BTreeMap<ProjectId, (IdMergeMode, Vec<Record>)> = BTreeMap::new();
     for (i, item) in items.into_iter().enumerate() {
-        let (token, mut record) = match normalize(item, now) {
+        let (token, record) = match normalize(item, now) {
             Ok(Some(x)) => x,
             Ok(None) => continue,
             Err(r) => {
