@@ -36,10 +36,13 @@ pub struct ResolveStats {
     pub refused: usize,
 }
 
+/// Stored key → current person key, and the graph version it was built from.
+type AliasSnapshot = (u64, Arc<HashMap<u64, u64>>);
+
 struct ProjectIdentity {
     secrets: ProjectSecrets,
     graph: Mutex<Graph>,
-    aliases: Mutex<Option<(u64, Arc<HashMap<u64, u64>>)>>,
+    aliases: Mutex<Option<AliasSnapshot>>,
 }
 
 pub struct IdentityStore {

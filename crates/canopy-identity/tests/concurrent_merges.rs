@@ -1,5 +1,6 @@
 //! Many clients merging and tracking at once end in the same clusters as one client sending
 //! everything in order.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use canopy_crypto::MemoryKeyring;
 use canopy_identity::{IdentityStore, ResolveOptions};

@@ -102,6 +102,15 @@ fn decode_component(s: &[u8]) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// The first value of `name` in a URL query string, decoded.
+pub fn query_value(query: &str, name: &str) -> Option<String> {
+    parse_form(query.as_bytes())
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,13 +133,4 @@ mod tests {
         p.absorb(vec![("callback".into(), "mixpanel._jsc[123]".into())]);
         assert!(p.callback.is_some());
     }
-}
-
-/// The first value of `name` in a URL query string, decoded.
-pub fn query_value(query: &str, name: &str) -> Option<String> {
-    parse_form(query.as_bytes())
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_empty())
 }

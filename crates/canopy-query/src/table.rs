@@ -25,6 +25,9 @@ use object_store::path::Path as ObjectPath;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+/// Materialized profiles and the signature of the data they came from.
+type CachedProfiles = (u64, Arc<Profiles>);
+
 /// Builds query contexts over the store.
 #[derive(Debug, Clone)]
 pub struct QueryEngine {
@@ -32,7 +35,7 @@ pub struct QueryEngine {
     identity: Arc<IdentityStore>,
     target_partitions: usize,
     /// Materialized profiles per project, with the signature of the data they came from.
-    profile_cache: Arc<Mutex<HashMap<ProjectId, (u64, Arc<Profiles>)>>>,
+    profile_cache: Arc<Mutex<HashMap<ProjectId, CachedProfiles>>>,
 }
 
 impl QueryEngine {
