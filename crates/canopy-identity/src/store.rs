@@ -122,17 +122,38 @@ impl IdentityStore {
         let p = self.project(project)?;
         let mut stats = ResolveStats::default();
         let mut changes = Vec::new();
+        // A batch mostly repeats a few people's ids: hash each raw id once per batch.
+        let mut memo: HashMap<String, PersonKey> = HashMap::new();
+        let mut id_key = |raw: &str| -> PersonKey {
+            if let Some(k) = memo.get(raw) {
+                return *k;
+            }
+            let k = p.secrets.id_key(raw);
+            memo.insert(raw.to_string(), k);
+            k
+        };
         let mut g = p.graph.lock();
+        let (mut last_ops, mut last_version) = (Vec::new(), u64::MAX);
         for e in events.iter_mut() {
             let Hints {
                 distinct_id,
                 identified,
                 ops,
             } = hints(opts.mode, e, opts.allow_merge);
+            // Events of one session repeat the same link: re-applying it while nothing changed
+            // is a no-op (merges are idempotent), so skip the work.
+            if !ops.is_empty() && ops == last_ops && g.version() == last_version {
+                stats.lookups += 1;
+                let k = id_key(&distinct_id);
+                g.register(k, &distinct_id, &mut changes);
+                e.person = PersonKey(g.person(k.0));
+                e.distinct_id = distinct_id;
+                continue;
+            }
             for op in &ops {
                 let before = g.version();
                 let mut key = |g: &mut Graph, raw: &str, ch: &mut Vec<Change>| {
-                    let k = p.secrets.id_key(raw);
+                    let k = id_key(raw);
                     g.register(k, raw, ch);
                     k.0
                 };
@@ -147,14 +168,16 @@ impl IdentityStore {
                     }
                 }
             }
-            let k = p.secrets.id_key(&distinct_id);
+            let k = id_key(&distinct_id);
             g.register(k, &distinct_id, &mut changes);
             if let Some(u) = identified {
-                g.mark_identified(p.secrets.id_key(&u), &mut changes);
+                g.mark_identified(id_key(&u), &mut changes);
             }
             stats.lookups += 1;
             e.person = PersonKey(g.person(k.0));
             e.distinct_id = distinct_id;
+            last_ops = ops;
+            last_version = g.version();
         }
         stats.registered = changes
             .iter()

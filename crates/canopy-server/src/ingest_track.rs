@@ -165,17 +165,18 @@ pub(crate) async fn store_batch(
     Ok(n)
 }
 
-/// Runs identity over a batch (off the async workers: it may write to SQLite), keeping the
-/// records' order.
+/// Runs identity over a batch, keeping the records' order.
 pub(crate) async fn resolve_identities(
     state: &AppState,
     project: ProjectId,
     opts: ResolveOptions,
     records: Vec<Record>,
 ) -> Result<Vec<Record>, ApiError> {
-    let identity = state.identity.clone();
+    let identity = &state.identity;
     let now = state.clock.now_ms();
-    let (records, stats) = tokio::task::spawn_blocking(move || {
+    // Inline on the async worker: the common case is in-memory lookups (microseconds); a
+    // thread hand-off per request cost more than the occasional SQLite commit of new ids.
+    let (records, stats) = {
         let mut records = records;
         let mut events: Vec<Event> = Vec::new();
         let mut updates: Vec<ProfileUpdate> = Vec::new();
@@ -195,9 +196,11 @@ pub(crate) async fn resolve_identities(
         // Events first: a batch that identifies a user and then updates the user's profile
         // finds the merged person.
         let mut stats = identity.resolve_events(project, opts, &mut events, now)?;
-        let p = identity.resolve_profiles(project, &mut updates, now)?;
-        stats.lookups += p.lookups;
-        stats.registered += p.registered;
+        if !updates.is_empty() {
+            let p = identity.resolve_profiles(project, &mut updates, now)?;
+            stats.lookups += p.lookups;
+            stats.registered += p.registered;
+        }
         let (mut ev, mut up) = (events.into_iter(), updates.into_iter());
         let out: Vec<Record> = order
             .into_iter()
@@ -209,10 +212,8 @@ pub(crate) async fn resolve_identities(
                 }
             })
             .collect();
-        Ok::<_, canopy_identity::IdentityError>((out, stats))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("identity task: {e}")))??;
+        (out, stats)
+    };
     metrics::counter!("canopy_identity_lookups_total").increment(stats.lookups as u64);
     metrics::counter!("canopy_identity_registered_total").increment(stats.registered as u64);
     metrics::counter!("canopy_identity_merges_total").increment(stats.merges as u64);
