@@ -73,6 +73,14 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
         args.days,
     )
     .await?;
+    load_profiles(
+        &running.url,
+        &created.project.token,
+        args.events,
+        args.seed,
+        args.days,
+    )
+    .await?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "Loaded {} events in {:.1} s ({:.0} events/s).",
@@ -100,6 +108,10 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
         chrono::Utc::now().date_naive() - chrono::Days::new(args.days as u64),
         chrono::Utc::now().date_naive()
     );
+    println!(
+        "  curl -u {}: '{}/api/v1/persons?distinct_id=family-0000000'",
+        created.api_secret, running.url
+    );
     println!("  curl {}/metrics", running.url);
     if args.exit_after_load {
         return running.stop().await;
@@ -107,6 +119,24 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
     println!("Press Ctrl-C to stop.");
     wait_for_signal().await;
     running.stop().await
+}
+
+/// Sends one profile per synthetic user through `/engage`, in batches of 2000.
+async fn load_profiles(url: &str, token: &str, events: u64, seed: u64, days: i64) -> Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let updates = Generator::new(seed, events, now, days).profile_updates(token);
+    let client = reqwest::Client::new();
+    for batch in updates.chunks(2000) {
+        let resp = client
+            .post(format!("{url}/engage?verbose=1"))
+            .header("content-type", "application/json")
+            .body(serde_json::to_string(batch)?)
+            .send()
+            .await?;
+        let answer: serde_json::Value = resp.json().await?;
+        anyhow::ensure!(answer["status"] == 1, "profile load failed: {answer}");
+    }
+    Ok(())
 }
 
 /// Sends the generated events in batches of 2000 over four connections.

@@ -254,6 +254,28 @@ fn with(base: &Value, name: &str, t: i64, id: &str, extra: Value) -> Value {
     json!({"event": name, "properties": p})
 }
 
+impl Generator {
+    /// One `/engage` `$set` per user: plan, role, country, platform — what a kids & family
+    /// app keeps on its profiles, so reports can break down by profile properties.
+    pub fn profile_updates(&self, token: &str) -> Vec<Value> {
+        self.users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let plan = match i % 10 {
+                    0 | 1 => "family",
+                    2 | 3 | 4 => "premium",
+                    _ => "free",
+                };
+                json!({"$token": token, "$distinct_id": u.id, "$set": {
+                    "plan": plan, "user_role": u.role, "country": u.country, "$os": u.os,
+                    "app_version": u.app_version, "kids": 1 + (i % 3),
+                }})
+            })
+            .collect()
+    }
+}
+
 impl Iterator for Generator {
     type Item = Value;
     fn next(&mut self) -> Option<Value> {
