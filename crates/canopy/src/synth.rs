@@ -263,8 +263,8 @@ impl Generator {
             .enumerate()
             .map(|(i, u)| {
                 let plan = match i % 10 {
-                    0 | 1 => "family",
-                    2 | 3 | 4 => "premium",
+                    0..=1 => "family",
+                    2..=4 => "premium",
                     _ => "free",
                 };
                 json!({"$token": token, "$distinct_id": u.id, "$set": {
