@@ -1,0 +1,332 @@
+//! Applying a project's privacy settings to one record, before identity and the WAL see it:
+//! stamp the age tier and jurisdiction (A1), refuse contact details as identifiers (A4), drop
+//! blocklisted, classified (A4, A7, A10, A11) and unknown properties, coarsen geolocation
+//! (A6), and act on detector hits in every string — values, nested values, list items,
+//! property names (A4). Every action is counted in the lint report; values never are.
+
+use crate::classify::{builtin_class, is_default_property};
+use crate::detect::{Pii, detect, redact};
+use crate::lint::Lint;
+use crate::settings::{
+    DetectorAction, GeoLevel, PrivacySettings, PropertyClass, TierPolicy, UnknownProperties,
+};
+use crate::tier::{AgeTier, jurisdiction, take_age, tier_for, unknown_as};
+use canopy_types::{Event, ProfileTarget, ProfileUpdate, is_identifier_property};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// What becomes of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    /// Refused before anything was written; the reason is a lint rule / metrics label.
+    Reject(&'static str),
+}
+
+/// The settings of one project plus the salt `hash` actions use (derived from its key).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub settings: PrivacySettings,
+    pub hash_salt: [u8; 32],
+}
+
+/// Properties the policy itself writes.
+const STAMPS: [&str; 3] = ["$age_tier", "$jurisdiction", "$age_band"];
+
+fn year_of(ms: i64) -> i32 {
+    (1970 + ms.div_euclid(31_556_952_000)) as i32
+}
+
+impl Policy {
+    /// The tier of a record whose (flat) properties are `props`.
+    fn tier(&self, props: &mut Map<String, Value>, time_ms: i64) -> (AgeTier, String) {
+        let s = &self.settings;
+        let age = take_age(props, year_of(time_ms));
+        let j = jurisdiction(props, s.default_jurisdiction.as_deref());
+        let mut tier = tier_for(age, &j, &s.thresholds);
+        if tier == AgeTier::Unknown {
+            let children = s.audience != crate::settings::Audience::General;
+            tier = unknown_as(children, &j, &s.thresholds);
+            if !children {
+                tier = AgeTier::Adult;
+            }
+        }
+        (tier, j)
+    }
+
+    fn class_of(&self, name: &str) -> Option<PropertyClass> {
+        self.settings
+            .schema
+            .get(name)
+            .copied()
+            .or_else(|| builtin_class(name))
+    }
+
+    fn hash(&self, s: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(self.hash_salt);
+        h.update(s.as_bytes());
+        format!("sha256:{}", hex::encode(&h.finalize()[..12]))
+    }
+
+    /// Applies the detector action to every string inside `v`. Returns `Err(kind)` when the
+    /// action is to reject the event, `Ok(true)` when the property is to be dropped.
+    fn scrub(&self, v: &mut Value, action: DetectorAction, hits: &mut Vec<Pii>) -> bool {
+        match v {
+            Value::String(s) => {
+                let found = detect(s);
+                if found.is_empty() {
+                    return false;
+                }
+                hits.extend(found.iter());
+                match action {
+                    DetectorAction::Keep | DetectorAction::RejectEvent => false,
+                    DetectorAction::DropProperty => true,
+                    DetectorAction::Redact => {
+                        if let Some(r) = redact(s) {
+                            *s = r;
+                        }
+                        false
+                    }
+                    DetectorAction::Hash => {
+                        *s = self.hash(s);
+                        false
+                    }
+                }
+            }
+            Value::Array(items) => {
+                let mut drop = false;
+                for i in items.iter_mut() {
+                    drop |= self.scrub(i, action, hits);
+                }
+                drop
+            }
+            Value::Object(obj) => {
+                let mut drop = false;
+                let keys: Vec<String> = obj.keys().cloned().collect();
+                for k in keys {
+                    if !detect(&k).is_empty() {
+                        hits.extend(detect(&k).iter());
+                        if action != DetectorAction::Keep && action != DetectorAction::RejectEvent {
+                            obj.remove(&k);
+                        }
+                        continue;
+                    }
+                    if let Some(inner) = obj.get_mut(&k) {
+                        drop |= self.scrub(inner, action, hits);
+                    }
+                }
+                drop
+            }
+            _ => false,
+        }
+    }
+
+    /// Filters `props` under `policy`; `skip` names properties that are not the app's (raw
+    /// identifiers, which identity consumes and the store drops).
+    fn filter(
+        &self,
+        props: &mut Map<String, Value>,
+        policy: &TierPolicy,
+        tier: AgeTier,
+        lint: &mut Lint,
+        now_ms: i64,
+        skip: &dyn Fn(&str) -> bool,
+    ) -> Verdict {
+        let t = tier.as_str();
+        let keys: Vec<String> = props.keys().cloned().collect();
+        for k in keys {
+            if STAMPS.contains(&k.as_str()) || skip(&k) {
+                continue;
+            }
+            if self.settings.default_property_blocklist.contains(&k) {
+                props.remove(&k);
+                lint.record(&k, "blocklist", "drop_property", t, now_ms);
+                continue;
+            }
+            let class = self.class_of(&k);
+            if let Some(c) = class
+                && policy.blocked_classes.contains(&c)
+            {
+                props.remove(&k);
+                lint.record(
+                    &k,
+                    &format!("class:{}", c.label()),
+                    "drop_property",
+                    t,
+                    now_ms,
+                );
+                continue;
+            }
+            let geo_needed = match k.as_str() {
+                "$city" => Some(GeoLevel::City),
+                "$region" => Some(GeoLevel::Region),
+                "mp_country_code" | "$country_code" => Some(GeoLevel::Country),
+                _ => None,
+            };
+            if let Some(level) = geo_needed
+                && policy.geo < level
+            {
+                props.remove(&k);
+                lint.record(&k, "geo_level", "drop_property", t, now_ms);
+                continue;
+            }
+            if class.is_none()
+                && geo_needed.is_none()
+                && !is_default_property(&k)
+                && policy.unknown_properties == UnknownProperties::Drop
+            {
+                props.remove(&k);
+                lint.record(&k, "unknown_property", "drop_property", t, now_ms);
+                continue;
+            }
+            let mut hits = Vec::new();
+            let name_hits = detect(&k);
+            let drop = name_hits.iter().next().is_some()
+                || props
+                    .get_mut(&k)
+                    .is_some_and(|v| self.scrub(v, policy.detectors, &mut hits));
+            hits.extend(name_hits.iter());
+            if hits.is_empty() {
+                continue;
+            }
+            hits.sort();
+            hits.dedup();
+            let action = match policy.detectors {
+                DetectorAction::RejectEvent => {
+                    for h in &hits {
+                        lint.record(&k, &format!("pii:{}", h.label()), "reject_event", t, now_ms);
+                    }
+                    return Verdict::Reject("pii_in_event");
+                }
+                DetectorAction::Keep => "kept",
+                DetectorAction::Redact => "redact",
+                DetectorAction::Hash => "hash",
+                DetectorAction::DropProperty => "drop_property",
+            };
+            let action =
+                if drop && !name_hits.is_empty() && policy.detectors != DetectorAction::Keep {
+                    "drop_property"
+                } else {
+                    action
+                };
+            if action == "drop_property" {
+                props.remove(&k);
+            }
+            for h in &hits {
+                lint.record(&k, &format!("pii:{}", h.label()), action, t, now_ms);
+            }
+        }
+        Verdict::Keep
+    }
+
+    pub fn apply_event(&self, e: &mut Event, lint: &mut Lint, now_ms: i64) -> Verdict {
+        let (tier, j) = self.tier(&mut e.properties, e.time_ms);
+        let policy = self.settings.policy(tier);
+        let t = tier.as_str();
+        if tier == AgeTier::MinorInU18 {
+            // DPDP s.9(3): no tracking of Indian minors. Aggregate-only counting is not built
+            // yet, so nothing is kept rather than a per-person stream.
+            lint.record("(event)", "aggregate_only_tier", "reject_event", t, now_ms);
+            return Verdict::Reject("aggregate_only_tier");
+        }
+        if policy.refuse_contact_ids {
+            let ids = [
+                Some(e.distinct_id.as_str()),
+                e.properties.get("$user_id").and_then(Value::as_str),
+                (e.name == "$create_alias")
+                    .then(|| e.properties.get("alias").and_then(Value::as_str))
+                    .flatten(),
+            ];
+            for id in ids.into_iter().flatten() {
+                let found = detect(id);
+                if found.contains(Pii::Email) || found.contains(Pii::Phone) {
+                    lint.record(
+                        "distinct_id",
+                        "contact_identifier",
+                        "reject_event",
+                        t,
+                        now_ms,
+                    );
+                    return Verdict::Reject("contact_identifier");
+                }
+            }
+        }
+        let name = e.name.clone();
+        let v = self.filter(&mut e.properties, &policy, tier, lint, now_ms, &|k| {
+            is_identifier_property(&name, k)
+        });
+        if v == Verdict::Keep {
+            e.properties
+                .insert("$age_tier".into(), Value::String(t.into()));
+            e.properties
+                .insert("$jurisdiction".into(), Value::String(j));
+        }
+        v
+    }
+
+    pub fn apply_profile(&self, u: &mut ProfileUpdate, lint: &mut Lint, now_ms: i64) -> Verdict {
+        let is_user = matches!(u.target, ProfileTarget::User { .. });
+        // A profile update carries its own signals only when it sets them.
+        let mut probe = u.value.as_object().cloned().unwrap_or_default();
+        let (tier, _) = self.tier(&mut probe, u.time_ms);
+        if !is_user {
+            return Verdict::Keep;
+        }
+        let policy = self.settings.policy(tier);
+        let t = tier.as_str();
+        if tier == AgeTier::MinorInU18 {
+            lint.record(
+                "(profile)",
+                "aggregate_only_tier",
+                "reject_event",
+                t,
+                now_ms,
+            );
+            return Verdict::Reject("aggregate_only_tier");
+        }
+        if policy.refuse_contact_ids
+            && let ProfileTarget::User { distinct_id } = &u.target
+        {
+            let found = detect(distinct_id);
+            if found.contains(Pii::Email) || found.contains(Pii::Phone) {
+                lint.record(
+                    "$distinct_id",
+                    "contact_identifier",
+                    "reject_event",
+                    t,
+                    now_ms,
+                );
+                return Verdict::Reject("contact_identifier");
+            }
+        }
+        let Value::Object(props) = &mut u.value else {
+            return Verdict::Keep;
+        };
+        // Keep only the age band among the age signals.
+        let _ = take_age(props, crate::apply::year_of(u.time_ms));
+        if policy.technical_profile_only {
+            let keys: Vec<String> = props.keys().cloned().collect();
+            for k in keys {
+                let technical = self.settings.schema.get(&k) == Some(&PropertyClass::Technical)
+                    || (is_default_property(&k) && builtin_class(&k).is_none());
+                if !technical {
+                    props.remove(&k);
+                    lint.record(&k, "technical_profile_only", "drop_property", t, now_ms);
+                }
+            }
+        }
+        let v = self.filter(props, &policy, tier, lint, now_ms, &|_| false);
+        if v == Verdict::Keep
+            && props.is_empty()
+            && u.operation != "$unset"
+            && u.operation != "$delete"
+        {
+            return Verdict::Reject("empty_after_policy");
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests;

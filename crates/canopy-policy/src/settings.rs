@@ -1,0 +1,221 @@
+//! A project's privacy settings (regulation-controls.md A1–A11, A19, A29): who the audience
+//! is, and per age tier what happens to the IP, geolocation, unknown properties, detector hits
+//! and classified properties, and how long data is kept. Serialized inside the project's
+//! versioned settings; [`PrivacySettings::validate`] gives clear errors.
+
+use crate::tier::AgeTier;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// Not directed to children: unknown age is treated as adult.
+    #[default]
+    General,
+    /// Children may be present: unknown age gets the strictest tier of the jurisdiction.
+    Mixed,
+    ChildDirected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IpMode {
+    Drop,
+    Truncate,
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeoLevel {
+    None,
+    Country,
+    Region,
+    City,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownProperties {
+    Allow,
+    Drop,
+}
+
+/// What a PII detector hit does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorAction {
+    Keep,
+    DropProperty,
+    Redact,
+    Hash,
+    RejectEvent,
+}
+
+/// The data dictionary's classes (A4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropertyClass {
+    Contact,
+    Name,
+    GovId,
+    Biometric,
+    Media,
+    FreeText,
+    PreciseGeo,
+    DeviceHwId,
+    AdId,
+    Technical,
+    Behavioral,
+}
+
+impl PropertyClass {
+    pub fn label(self) -> &'static str {
+        match self {
+            PropertyClass::Contact => "contact",
+            PropertyClass::Name => "name",
+            PropertyClass::GovId => "gov_id",
+            PropertyClass::Biometric => "biometric",
+            PropertyClass::Media => "media",
+            PropertyClass::FreeText => "free_text",
+            PropertyClass::PreciseGeo => "precise_geo",
+            PropertyClass::DeviceHwId => "device_hw_id",
+            PropertyClass::AdId => "ad_id",
+            PropertyClass::Technical => "technical",
+            PropertyClass::Behavioral => "behavioral",
+        }
+    }
+}
+
+/// What one tier may keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierPolicy {
+    pub ip: IpMode,
+    pub geo: GeoLevel,
+    pub unknown_properties: UnknownProperties,
+    pub detectors: DetectorAction,
+    /// Properties of these classes are dropped.
+    pub blocked_classes: Vec<PropertyClass>,
+    /// Only `technical` profile properties are kept (A8).
+    pub technical_profile_only: bool,
+    /// `identify` to an email or a phone number is refused (A4).
+    pub refuse_contact_ids: bool,
+    /// Days raw data is kept; `None` is "forever", refused for child tiers (A19).
+    pub retention_days: Option<u32>,
+}
+
+const CHILD_BLOCKED: [PropertyClass; 9] = [
+    PropertyClass::Contact,
+    PropertyClass::Name,
+    PropertyClass::GovId,
+    PropertyClass::Biometric,
+    PropertyClass::Media,
+    PropertyClass::FreeText,
+    PropertyClass::PreciseGeo,
+    PropertyClass::DeviceHwId,
+    PropertyClass::AdId,
+];
+
+impl TierPolicy {
+    /// The defaults of A4–A11 and A29 for `tier`.
+    pub fn default_for(tier: AgeTier) -> Self {
+        if tier.is_child() {
+            return Self {
+                ip: IpMode::Drop,
+                geo: GeoLevel::Country,
+                unknown_properties: UnknownProperties::Drop,
+                detectors: DetectorAction::DropProperty,
+                blocked_classes: CHILD_BLOCKED.to_vec(),
+                technical_profile_only: true,
+                refuse_contact_ids: true,
+                retention_days: Some(90),
+            };
+        }
+        match tier {
+            AgeTier::TeenCa13To15 => Self {
+                ip: IpMode::Drop,
+                geo: GeoLevel::Region,
+                unknown_properties: UnknownProperties::Allow,
+                detectors: DetectorAction::Redact,
+                blocked_classes: vec![
+                    PropertyClass::Biometric,
+                    PropertyClass::Media,
+                    PropertyClass::PreciseGeo,
+                    PropertyClass::DeviceHwId,
+                    PropertyClass::AdId,
+                ],
+                technical_profile_only: false,
+                refuse_contact_ids: false,
+                retention_days: Some(365),
+            },
+            _ => Self {
+                ip: IpMode::Drop,
+                geo: GeoLevel::City,
+                unknown_properties: UnknownProperties::Allow,
+                detectors: DetectorAction::Keep,
+                blocked_classes: vec![PropertyClass::Biometric, PropertyClass::Media],
+                technical_profile_only: false,
+                refuse_contact_ids: false,
+                retention_days: Some(760),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySettings {
+    pub audience: Audience,
+    /// Where users are when an event says nothing (ISO 3166 code, `US-CA` for a state).
+    pub default_jurisdiction: Option<String>,
+    /// Per-tier overrides of [`TierPolicy::default_for`], keyed by tier name.
+    pub tiers: BTreeMap<String, TierPolicy>,
+    /// Mixpanel's "blacklist default properties", enforced by the server.
+    pub default_property_blocklist: Vec<String>,
+    /// The data dictionary: property name → class. Unlisted properties are "unknown".
+    pub schema: BTreeMap<String, PropertyClass>,
+    /// Overrides of the shipped age thresholds (jurisdiction code → "child if under").
+    pub thresholds: BTreeMap<String, u8>,
+}
+
+impl PrivacySettings {
+    pub fn policy(&self, tier: AgeTier) -> TierPolicy {
+        self.tiers
+            .get(tier.as_str())
+            .cloned()
+            .unwrap_or_else(|| TierPolicy::default_for(tier))
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, p) in &self.tiers {
+            let tier: AgeTier = name.parse().map_err(|e| format!("privacy.tiers: {e}"))?;
+            if tier.is_child() && p.retention_days.is_none() {
+                return Err(format!(
+                    "privacy.tiers.{name}.retention_days: a child tier must have a finite retention (COPPA 312.10)"
+                ));
+            }
+            if p.retention_days == Some(0) {
+                return Err(format!(
+                    "privacy.tiers.{name}.retention_days must be at least 1"
+                ));
+            }
+        }
+        for (code, under) in &self.thresholds {
+            if !(1..=21).contains(under) {
+                return Err(format!(
+                    "privacy.thresholds.{code}: {under} is not an age threshold"
+                ));
+            }
+        }
+        if let Some(j) = &self.default_jurisdiction
+            && !crate::tier::plausible_jurisdiction(j)
+        {
+            return Err(format!(
+                "privacy.default_jurisdiction {j:?} is not an ISO 3166 code such as \"US\", \"IN\" or \"US-CA\""
+            ));
+        }
+        Ok(())
+    }
+}
