@@ -51,6 +51,15 @@ class CanopyServer:
         with urllib.request.urlopen(req) as r:
             return json.loads(r.read().decode())
 
+    def put_json(self, path, body):
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="PUT")
+        import base64
+        cred = base64.b64encode((self.project["api_secret"] + ":").encode()).decode()
+        req.add_header("Authorization", "Basic " + cred)
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req) as r:
+            return json.loads(r.read().decode())
+
     def person(self, distinct_id):
         """Canopy's person view: identities, profile, recent events."""
         import urllib.parse

@@ -8,7 +8,8 @@ from mixpanel import Consumer, Mixpanel
 
 from canopy_server import CanopyServer
 
-SERVER_DERIVED = {"mp_processing_time_ms"}
+# Server-derived: processing time, and the privacy policy's age tier and jurisdiction stamps.
+SERVER_DERIVED = {"mp_processing_time_ms", "$age_tier", "$jurisdiction"}
 
 
 class MixpanelPythonSdk(unittest.TestCase):

@@ -13,6 +13,8 @@ pub struct ProjectSettings {
     pub track_max_age_days: u32,
     /// Simplified or original ID merge; fixed once the project holds data.
     pub id_merge: canopy_types::IdMergeMode,
+    /// Audience, tier policies, data dictionary (issue #4).
+    pub privacy: canopy_policy::PrivacySettings,
 }
 
 impl Default for ProjectSettings {
@@ -21,6 +23,7 @@ impl Default for ProjectSettings {
             timezone: "UTC".into(),
             track_max_age_days: 5,
             id_merge: canopy_types::IdMergeMode::default(),
+            privacy: canopy_policy::PrivacySettings::default(),
         }
     }
 }
@@ -38,6 +41,9 @@ impl ProjectSettings {
                 "timezone {tz:?} is not an IANA zone name such as \"UTC\" or \"Asia/Kolkata\""
             )));
         }
+        self.privacy
+            .validate()
+            .map_err(ControlError::InvalidSettings)?;
         if self.track_max_age_days == 0 || self.track_max_age_days > 3650 {
             return Err(ControlError::InvalidSettings(
                 "track_max_age_days must be between 1 and 3650".into(),

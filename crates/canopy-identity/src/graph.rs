@@ -59,6 +59,10 @@ impl Graph {
         self.person_of.get(&id).copied().unwrap_or(id)
     }
 
+    pub fn has_ids(&self) -> bool {
+        !self.known.is_empty()
+    }
+
     pub fn is_known(&self, id: u64) -> bool {
         self.known.contains(&id)
     }

@@ -235,6 +235,11 @@ impl IdentityStore {
         Ok(g.is_known(k.0).then(|| PersonKey(g.person(k.0))))
     }
 
+    /// Has the project any identity at all?
+    pub fn lookup_any(&self, project: ProjectId) -> Result<bool> {
+        Ok(self.project(project)?.graph.lock().has_ids())
+    }
+
     /// The key a group profile is stored under.
     pub fn group_key(
         &self,

@@ -240,18 +240,23 @@ pub fn detect(s: &str) -> PiiSet {
     if s.contains('@') && EMAIL.is_match(s) {
         found.insert(Pii::Email);
     }
-    if URL.find_iter(s).any(|m| url_has_secret(m.as_str())) {
+    if (s.contains("://") || s.contains("www."))
+        && URL.find_iter(s).any(|m| url_has_secret(m.as_str()))
+    {
         found.insert(Pii::UrlSecret);
     }
-    let has_digit = s.bytes().any(|b| b.is_ascii_digit());
-    if has_digit {
+    // Cheap gates first: most property values are short words or small numbers.
+    let digit_count = s.bytes().filter(u8::is_ascii_digit).count();
+    if digit_count >= 4 {
         if SSN.captures_iter(s).any(|c| ssn_valid(&c[1], &c[2], &c[3])) {
             found.insert(Pii::UsSsn);
         }
-        if CARD.find_iter(s).any(|m| {
-            let d = digits(m.as_str());
-            card_issuer(&d) && luhn(&d)
-        }) {
+        if digit_count >= 13
+            && CARD.find_iter(s).any(|m| {
+                let d = digits(m.as_str());
+                card_issuer(&d) && luhn(&d)
+            })
+        {
             found.insert(Pii::PaymentCard);
         }
         if AADHAAR.find_iter(s).any(|m| verhoeff(&digits(m.as_str()))) {
@@ -281,6 +286,7 @@ pub fn detect(s: &str) -> PiiSet {
         if !found.contains(Pii::PaymentCard)
             && !found.contains(Pii::Aadhaar)
             && !found.contains(Pii::UsSsn)
+            && digit_count >= 7
             && PHONE.find_iter(s).any(|m| phone_valid(m.as_str().trim()))
         {
             found.insert(Pii::Phone);

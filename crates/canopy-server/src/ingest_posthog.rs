@@ -11,7 +11,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use canopy_identity::ResolveOptions;
 use canopy_ingest::{
     PosthogParts, Reason, Rejection, check_token, decode_posthog, event_token, normalize_posthog,
     query_value,
@@ -141,12 +140,7 @@ pub(crate) async fn handle(state: &AppState, raw: &RawRequest, engage: bool) -> 
             r.message.clone(),
         );
     }
-    let opts = ResolveOptions {
-        mode: project.id_merge,
-        allow_merge: false,
-        replay: false,
-    };
-    if let Err(e) = store_batch(state, project.project.id, opts, records, ENDPOINT).await {
+    if let Err(e) = store_batch(state, &project, false, records, ENDPOINT).await {
         return match e {
             ApiError::Overloaded => error(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -12,7 +12,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use canopy_identity::ResolveOptions;
 use canopy_ingest::{
     Rejection, SEGMENT_MAX_BATCH_BYTES as MAX_BATCH_BYTES, decode_segment, normalize_segment,
     query_value, type_of_path,
@@ -122,12 +121,7 @@ pub(crate) async fn call(
             }
         }
     }
-    let opts = ResolveOptions {
-        mode: project.id_merge,
-        allow_merge: false,
-        replay: false,
-    };
-    if let Err(e) = store_batch(&state, project.project.id, opts, records, ENDPOINT).await {
+    if let Err(e) = store_batch(&state, &project, false, records, ENDPOINT).await {
         return e.into_response();
     }
     let mut body = json!({"success": true});

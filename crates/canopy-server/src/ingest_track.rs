@@ -12,7 +12,7 @@ use canopy_identity::ResolveOptions;
 use canopy_ingest::{
     Endpoint, EventContext, Params, Reason, Rejection, decode_payload, normalize_event,
 };
-use canopy_types::{Event, IdMergeMode, ProfileUpdate, ProjectId, Record};
+use canopy_types::{Event, ProfileUpdate, ProjectId, Record};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -79,7 +79,7 @@ pub(crate) async fn process(
     };
     let now = state.clock.now_ms();
     let mut last: Option<(String, ResolvedProject)> = None;
-    let mut groups: BTreeMap<ProjectId, (IdMergeMode, Vec<Record>)> = BTreeMap::new();
+    let mut groups: BTreeMap<ProjectId, (Option<ResolvedProject>, Vec<Record>)> = BTreeMap::new();
     for (i, item) in items.into_iter().enumerate() {
         let (token, record) = match normalize(item, now) {
             Ok(Some(x)) => x,
@@ -90,8 +90,8 @@ pub(crate) async fn process(
                 continue;
             }
         };
-        let (id, mode) = match (fixed, token) {
-            (Some(p), _) => (p.project.id, p.id_merge),
+        let resolved = match (fixed, token) {
+            (Some(p), _) => p.clone(),
             (None, None) => {
                 let r = Rejection::new(Reason::MissingToken, "token", "project token missing");
                 count_rejected(endpoint, r.reason, 1);
@@ -116,38 +116,47 @@ pub(crate) async fn process(
                     }
                 }
                 match &last {
-                    Some((_, p)) => (p.project.id, p.id_merge),
+                    Some((_, p)) => p.clone(),
                     None => continue,
                 }
             }
         };
-        groups.entry(id).or_default().1.push(record);
-        groups.entry(id).or_default().0 = mode;
+        let group = groups.entry(resolved.project.id).or_default();
+        group.1.push(record);
+        group.0.get_or_insert(resolved);
     }
-    for (id, (mode, records)) in groups {
-        let opts = ResolveOptions {
-            mode,
-            // Mixpanel honours `$merge` only from authenticated `/import`.
-            allow_merge: fixed.is_some() && endpoint == "import",
-            replay: false,
-        };
-        outcome.accepted += store_batch(state, id, opts, records, endpoint).await?;
+    for (project, records) in groups.into_values() {
+        let Some(project) = project else { continue };
+        // Mixpanel honours `$merge` only from authenticated `/import`.
+        let allow_merge = fixed.is_some() && endpoint == "import";
+        outcome.accepted += store_batch(state, &project, allow_merge, records, endpoint).await?;
     }
     Ok((decoded.params, outcome))
 }
 
-/// Identity, then the store (which answers once the batch is durable). Returns how many
-/// records were accepted (duplicates included: they were received, and are dropped quietly).
+/// The privacy policy, identity, then the store (which answers once the batch is durable).
+/// Returns how many records were accepted — including those the policy refused or duplicates
+/// dropped: they were received and must not be retried.
 pub(crate) async fn store_batch(
     state: &AppState,
-    project: ProjectId,
-    opts: ResolveOptions,
+    resolved: &ResolvedProject,
+    allow_merge: bool,
     records: Vec<Record>,
     endpoint: &'static str,
 ) -> Result<usize, ApiError> {
     let n = records.len();
     if n == 0 {
         return Ok(0);
+    }
+    let project = resolved.project.id;
+    let opts = ResolveOptions {
+        mode: resolved.id_merge,
+        allow_merge,
+        replay: false,
+    };
+    let records = crate::privacy::apply_policy(state, resolved, records);
+    if records.is_empty() {
+        return Ok(n);
     }
     let mut records = records;
     for r in records.iter_mut() {

@@ -16,6 +16,7 @@ mod ingest_segment;
 mod ingest_track;
 mod observability;
 mod persons;
+mod privacy;
 mod projects;
 mod request;
 mod respond;
@@ -53,6 +54,10 @@ pub struct AppState {
     /// Bearer token that lets local CLI commands act on any project (file in the data dir).
     pub admin_token: Option<Arc<String>>,
     pub shutting_down: Arc<AtomicBool>,
+    /// Privacy lint counters per project since start (values never).
+    pub lint: Arc<
+        parking_lot::Mutex<std::collections::HashMap<canopy_types::ProjectId, canopy_policy::Lint>>,
+    >,
 }
 
 impl AppState {
@@ -75,6 +80,7 @@ impl AppState {
             metrics: None,
             admin_token: None,
             shutting_down: Arc::new(AtomicBool::new(false)),
+            lint: Arc::default(),
         }
     }
 }

@@ -21,6 +21,8 @@ const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 pub struct ResolvedProject {
     pub project: Project,
     pub id_merge: IdMergeMode,
+    /// The privacy policy compiled from the project's settings.
+    pub policy: Arc<canopy_policy::Policy>,
 }
 
 pub struct Projects {
@@ -46,14 +48,32 @@ impl Projects {
 
     fn resolve(&self, project: Project) -> Result<ResolvedProject, ApiError> {
         // Fails early (and clearly) when the project key cannot be unwrapped.
-        self.keyring
+        let key = self
+            .keyring
             .project_key(project.id.0)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let (_, settings) = self.control.settings(project.id)?;
+        let mut h = Sha256::new();
+        h.update(b"canopy-policy-hash-v1");
+        h.update(key.as_bytes());
         Ok(ResolvedProject {
             project,
             id_merge: settings.id_merge,
+            policy: Arc::new(canopy_policy::Policy {
+                settings: settings.privacy,
+                hash_salt: h.finalize().into(),
+            }),
         })
+    }
+
+    /// Forgets cached resolutions of `project` (its settings changed).
+    pub fn invalidate(&self, project: ProjectId) {
+        self.by_token
+            .write()
+            .retain(|_, (p, _)| p.as_ref().is_none_or(|p| p.project.id != project));
+        self.by_secret
+            .write()
+            .retain(|_, (p, _)| p.project.id != project);
     }
 
     /// The project whose public token this is.

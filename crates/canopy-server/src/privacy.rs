@@ -1,0 +1,118 @@
+//! The privacy policy at ingest (issue #4): applied to every record before identity and the
+//! WAL, so what it removes is never written; every action counted in the project's lint
+//! report (values never) and in `canopy_policy_rejected_total{reason}`. Also the settings and
+//! lint APIs.
+
+use crate::export::authenticate;
+use crate::projects::ResolvedProject;
+use crate::{ApiError, AppState};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use canopy_policy::{Lint, Verdict};
+use canopy_types::Record;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub(crate) fn apply_policy(
+    state: &AppState,
+    resolved: &ResolvedProject,
+    mut records: Vec<Record>,
+) -> Vec<Record> {
+    let policy = &resolved.policy;
+    let now = state.clock.now_ms();
+    let mut lint = Lint::default();
+    records.retain_mut(|r| {
+        let verdict = match r {
+            Record::Event(e) => policy.apply_event(e, &mut lint, now),
+            Record::Profile(u) => policy.apply_profile(u, &mut lint, now),
+        };
+        match verdict {
+            Verdict::Keep => true,
+            Verdict::Reject(reason) => {
+                metrics::counter!("canopy_policy_rejected_total", "reason" => reason).increment(1);
+                false
+            }
+        }
+    });
+    if !lint.is_empty() {
+        for (k, v) in lint.entries() {
+            metrics::counter!("canopy_policy_actions_total", "action" => k.action, "tier" => k.tier)
+                .increment(v.count);
+        }
+        state
+            .lint
+            .lock()
+            .entry(resolved.project.id)
+            .or_default()
+            .merge(lint);
+    }
+    records
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ProjectParam {
+    project_id: Option<String>,
+}
+
+/// `GET /api/v1/privacy/lint`: every policy action since the server started.
+pub(crate) async fn lint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+) -> Result<Json<Value>, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let lint = state.lint.lock().get(&project).cloned().unwrap_or_default();
+    let rows: Vec<Value> = lint
+        .entries()
+        .map(|(k, v)| {
+            json!({"property": k.property, "rule": k.rule, "action": k.action, "tier": k.tier,
+                   "count": v.count, "first_seen_ms": v.first_seen_ms, "last_seen_ms": v.last_seen_ms})
+        })
+        .collect();
+    Ok(Json(json!({"project_id": project.0, "actions": rows})))
+}
+
+/// `GET /api/v1/settings`: the project's current settings and their version.
+pub(crate) async fn get_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+) -> Result<Json<Value>, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let (version, settings) = state.projects.control().settings(project)?;
+    Ok(Json(json!({"version": version, "settings": settings})))
+}
+
+/// `PUT /api/v1/settings`: replaces the settings (validated; a new version).
+pub(crate) async fn put_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let settings: canopy_control::ProjectSettings = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("settings: {e}")))?;
+    settings
+        .validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let (_, current) = state.projects.control().settings(project)?;
+    if current.id_merge != settings.id_merge && state.identity.lookup_any(project)? {
+        return Err(ApiError::BadRequest(
+            "id_merge cannot change once the project holds identities".into(),
+        ));
+    }
+    let version = state
+        .projects
+        .control()
+        .update_settings(project, &settings)?;
+    state.projects.invalidate(project);
+    Ok(Json(json!({"version": version, "settings": settings})))
+}

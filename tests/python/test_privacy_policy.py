@@ -1,0 +1,80 @@
+"""The privacy policy, black-box, through the official `mixpanel` SDK: a child of unknown age
+in a `mixed` project sends personal data in every form — property names and values, nested
+objects, lists, URLs, an email as distinct_id, `$email` on the profile — and none of it
+survives anywhere Canopy keeps data; the lint report counts each action without a value.
+An adult's same events keep what the adult policy allows."""
+import os
+import unittest
+import urllib.error
+
+from mixpanel import Consumer, Mixpanel
+
+from canopy_server import CanopyServer
+
+CANARIES = ["canary.kid@example.com", "+1 415 555 0142", "4111 1111 1111 1111", "203.0.113.77",
+            "37.7749, -122.4194", "token=canarysecret", "Canary Kidname"]
+
+
+class ChildPolicy(unittest.TestCase):
+    def test_child_pii_is_removed_before_storage_and_counted(self):
+        server = CanopyServer()
+        try:
+            current = server.get_json("/api/v1/settings")["settings"]
+            current["privacy"] = {"audience": "mixed", "schema": {"level": "behavioral", "story": "behavioral"}}
+            server.put_json("/api/v1/settings", current)
+            u = server.url
+            mp = Mixpanel(server.project["token"], consumer=Consumer(events_url=u + "/track", people_url=u + "/engage"))
+            mp.track("kid-7", "Story Read", {
+                "level": 3,
+                "story": ["owl", {"shared_with": CANARIES[0]}],
+                "note": "call " + CANARIES[1],
+                "payment": CANARIES[2],
+                "client_ip": CANARIES[3],
+                "$latitude": 37.7749, "where": CANARIES[4],
+                "$current_url": "https://app.example/story?" + CANARIES[5],
+                CANARIES[0]: "as a property name",
+                "first_name": CANARIES[6],
+                "$idfa": "AEBE52E7-03EE-455A-B3C4-E57283966239",
+            })
+            mp.track(CANARIES[0], "Login")  # an email as distinct_id
+            mp.people_set("kid-7", {"$email": CANARIES[0], "$name": CANARIES[6], "$os": "iOS"})
+            # An adult (age band 18+) keeps the adult policy's data.
+            mp.track("parent-7", "Story Read", {"$age_band": "18+", "level": 3, "note": "fine"})
+
+            rows = server.export()
+            text = repr(rows)
+            for c in CANARIES:
+                self.assertNotIn(c.split("=")[-1], text, c)
+            kid = [r for r in rows if r["properties"]["distinct_id"] == "kid-7"]
+            self.assertEqual(len(kid), 1)
+            props = kid[0]["properties"]
+            self.assertEqual((props["$age_tier"], props["level"]), ("child_us_u13", 3))
+            self.assertEqual(props.get("story"), None)  # nested email: the property goes
+            adult = [r for r in rows if r["properties"]["distinct_id"] == "parent-7"][0]["properties"]
+            self.assertEqual((adult["$age_tier"], adult["note"]), ("adult", "fine"))
+            # The email never became an identity, the profile kept only technical properties.
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                server.person(CANARIES[0])
+            self.assertEqual(e.exception.code, 404)
+            self.assertEqual(server.person("kid-7")["profile"]["properties"].get("$os"), "iOS")
+            self.assertNotIn(CANARIES[0], repr(server.person("kid-7")))
+            # Nothing under the data dir holds a canary in the clear.
+            for root, _, files in os.walk(server.data):
+                for f in files:
+                    data = open(os.path.join(root, f), "rb").read()
+                    for c in CANARIES:
+                        self.assertNotIn(c.encode(), data, f)
+            lint = server.get_json("/api/v1/privacy/lint")["actions"]
+            rules = {a["rule"] for a in lint}
+            # Unlisted properties ("payment", "client_ip", "where") go as unknown before any
+            # detector needs to look at them.
+            for rule in ["class:name", "class:ad_id", "class:precise_geo", "class:free_text", "pii:email",
+                         "pii:url_secret", "unknown_property", "contact_identifier", "technical_profile_only"]:
+                self.assertIn(rule, rules)
+            self.assertNotIn("canary", repr(lint).lower())
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
