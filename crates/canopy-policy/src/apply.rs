@@ -8,7 +8,7 @@ use crate::classify::{builtin_class, is_default_property};
 use crate::detect::{Pii, detect, redact};
 use crate::lint::Lint;
 use crate::settings::{
-    DetectorAction, GeoLevel, PrivacySettings, PropertyClass, TierPolicy, UnknownProperties,
+    DetectorAction, GeoLevel, PrivacySettings, PropertyClass, UnknownProperties,
 };
 use crate::tier::{AgeTier, jurisdiction, take_age, tier_for, unknown_as};
 use canopy_types::{Event, ProfileTarget, ProfileUpdate, is_identifier_property};
@@ -32,6 +32,13 @@ pub struct Policy {
 
 /// Properties the policy itself writes.
 const STAMPS: [&str; 3] = ["$age_tier", "$jurisdiction", "$age_band"];
+
+/// One record in [`LINT_SAMPLE`] is scanned when hits would only be observed (action `keep`).
+pub const LINT_SAMPLE: i64 = 32;
+
+fn sampled(time_ms: i64, received_ms: i64) -> bool {
+    (time_ms ^ received_ms).rem_euclid(LINT_SAMPLE) == 0
+}
 
 fn year_of(ms: i64) -> i32 {
     (1970 + ms.div_euclid(31_556_952_000)) as i32
@@ -127,38 +134,44 @@ impl Policy {
     fn filter(
         &self,
         props: &mut Map<String, Value>,
-        policy: &TierPolicy,
         tier: AgeTier,
         lint: &mut Lint,
         now_ms: i64,
         skip: &dyn Fn(&str) -> bool,
+        observe: bool,
     ) -> Verdict {
+        let policy = self.settings.policy(tier);
         let t = tier.as_str();
-        let keys: Vec<String> = props.keys().cloned().collect();
-        for k in keys {
-            if STAMPS.contains(&k.as_str()) || skip(&k) {
+        // Detectors whose hits are kept only feed the lint report: they run on a sample.
+        let scan = policy.detectors != DetectorAction::Keep || observe;
+        // Decide per property while iterating; remove afterwards (no copy of every key).
+        let mut remove: Vec<String> = Vec::new();
+        for (k, v) in props.iter_mut() {
+            let k = k.as_str();
+            if STAMPS.contains(&k) || skip(k) {
                 continue;
             }
-            if self.settings.default_property_blocklist.contains(&k) {
-                props.remove(&k);
-                lint.record(&k, "blocklist", "drop_property", t, now_ms);
+            let mut drop = |rule: &str| {
+                lint.record(k, rule, "drop_property", t, now_ms);
+                remove.push(k.to_string());
+            };
+            if self
+                .settings
+                .default_property_blocklist
+                .iter()
+                .any(|b| b == k)
+            {
+                drop("blocklist");
                 continue;
             }
-            let class = self.class_of(&k);
+            let class = self.class_of(k);
             if let Some(c) = class
                 && policy.blocked_classes.contains(&c)
             {
-                props.remove(&k);
-                lint.record(
-                    &k,
-                    &format!("class:{}", c.label()),
-                    "drop_property",
-                    t,
-                    now_ms,
-                );
+                drop(&format!("class:{}", c.label()));
                 continue;
             }
-            let geo_needed = match k.as_str() {
+            let geo_needed = match k {
                 "$city" => Some(GeoLevel::City),
                 "$region" => Some(GeoLevel::Region),
                 "mp_country_code" | "$country_code" => Some(GeoLevel::Country),
@@ -167,25 +180,23 @@ impl Policy {
             if let Some(level) = geo_needed
                 && policy.geo < level
             {
-                props.remove(&k);
-                lint.record(&k, "geo_level", "drop_property", t, now_ms);
+                drop("geo_level");
                 continue;
             }
             if class.is_none()
                 && geo_needed.is_none()
-                && !is_default_property(&k)
+                && !is_default_property(k)
                 && policy.unknown_properties == UnknownProperties::Drop
             {
-                props.remove(&k);
-                lint.record(&k, "unknown_property", "drop_property", t, now_ms);
+                drop("unknown_property");
+                continue;
+            }
+            if !scan {
                 continue;
             }
             let mut hits = Vec::new();
-            let name_hits = detect(&k);
-            let drop = name_hits.iter().next().is_some()
-                || props
-                    .get_mut(&k)
-                    .is_some_and(|v| self.scrub(v, policy.detectors, &mut hits));
+            let name_hits = detect(k);
+            let dropped = !name_hits.is_empty() || self.scrub(v, policy.detectors, &mut hits);
             hits.extend(name_hits.iter());
             if hits.is_empty() {
                 continue;
@@ -195,7 +206,7 @@ impl Policy {
             let action = match policy.detectors {
                 DetectorAction::RejectEvent => {
                     for h in &hits {
-                        lint.record(&k, &format!("pii:{}", h.label()), "reject_event", t, now_ms);
+                        lint.record(k, &format!("pii:{}", h.label()), "reject_event", t, now_ms);
                     }
                     return Verdict::Reject("pii_in_event");
                 }
@@ -204,18 +215,21 @@ impl Policy {
                 DetectorAction::Hash => "hash",
                 DetectorAction::DropProperty => "drop_property",
             };
-            let action =
-                if drop && !name_hits.is_empty() && policy.detectors != DetectorAction::Keep {
-                    "drop_property"
-                } else {
-                    action
-                };
+            // A property whose name is personal data cannot be redacted: it goes.
+            let action = if dropped && policy.detectors != DetectorAction::Keep {
+                "drop_property"
+            } else {
+                action
+            };
             if action == "drop_property" {
-                props.remove(&k);
+                remove.push(k.to_string());
             }
             for h in &hits {
-                lint.record(&k, &format!("pii:{}", h.label()), action, t, now_ms);
+                lint.record(k, &format!("pii:{}", h.label()), action, t, now_ms);
             }
+        }
+        for k in remove {
+            props.remove(&k);
         }
         Verdict::Keep
     }
@@ -253,9 +267,15 @@ impl Policy {
             }
         }
         let name = e.name.clone();
-        let v = self.filter(&mut e.properties, &policy, tier, lint, now_ms, &|k| {
-            is_identifier_property(&name, k)
-        });
+        let observe = sampled(e.time_ms, e.received_ms);
+        let v = self.filter(
+            &mut e.properties,
+            tier,
+            lint,
+            now_ms,
+            &|k| is_identifier_property(&name, k),
+            observe,
+        );
         if v == Verdict::Keep {
             e.properties
                 .insert("$age_tier".into(), Value::String(t.into()));
@@ -316,7 +336,8 @@ impl Policy {
                 }
             }
         }
-        let v = self.filter(props, &policy, tier, lint, now_ms, &|_| false);
+        let observe = sampled(u.time_ms, u.received_ms);
+        let v = self.filter(props, tier, lint, now_ms, &|_| false, observe);
         if v == Verdict::Keep
             && props.is_empty()
             && u.operation != "$unset"

@@ -3,6 +3,8 @@
 //! with `-` and spaces read as `_`.
 
 use crate::settings::PropertyClass;
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 const AD_ID: &[&str] = &[
     "$idfa",
@@ -156,18 +158,28 @@ const FREE_TEXT: &[&str] = &[
 
 /// The class of a property the dictionary does not list, if its name is a known one.
 pub fn builtin_class(name: &str) -> Option<PropertyClass> {
-    let n: String = name
-        .trim()
-        .chars()
-        .map(|c| {
-            if c == '-' || c == ' ' {
-                '_'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect();
-    let n = n.as_str();
+    // Most names need no normalizing: allocate only when one does.
+    let name = name.trim();
+    if name
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || b == b'-' || b == b' ')
+    {
+        let n: String = name
+            .chars()
+            .map(|c| {
+                if c == '-' || c == ' ' {
+                    '_'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        return CLASSES.get(n.as_str()).copied();
+    }
+    CLASSES.get(name).copied()
+}
+
+static CLASSES: LazyLock<HashMap<&'static str, PropertyClass>> = LazyLock::new(|| {
     let table: [(&[&str], PropertyClass); 9] = [
         (AD_ID, PropertyClass::AdId),
         (DEVICE_HW_ID, PropertyClass::DeviceHwId),
@@ -181,9 +193,9 @@ pub fn builtin_class(name: &str) -> Option<PropertyClass> {
     ];
     table
         .iter()
-        .find(|(names, _)| names.contains(&n))
-        .map(|(_, c)| *c)
-}
+        .flat_map(|(names, class)| names.iter().map(move |n| (*n, *class)))
+        .collect()
+});
 
 /// Properties SDKs add on their own (`$…`, `mp_…`) and Canopy's stamps: technical unless a
 /// class above says otherwise.

@@ -6,6 +6,7 @@
 use crate::tier::AgeTier;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -181,11 +182,24 @@ pub struct PrivacySettings {
 }
 
 impl PrivacySettings {
-    pub fn policy(&self, tier: AgeTier) -> TierPolicy {
-        self.tiers
-            .get(tier.as_str())
-            .cloned()
-            .unwrap_or_else(|| TierPolicy::default_for(tier))
+    /// The policy in force for `tier`: the project's override, else the shipped default.
+    pub fn policy(&self, tier: AgeTier) -> &TierPolicy {
+        if let Some(p) = self.tiers.get(tier.as_str()) {
+            return p;
+        }
+        static CHILD: LazyLock<TierPolicy> =
+            LazyLock::new(|| TierPolicy::default_for(AgeTier::ChildUsU13));
+        static TEEN: LazyLock<TierPolicy> =
+            LazyLock::new(|| TierPolicy::default_for(AgeTier::TeenCa13To15));
+        static ADULT: LazyLock<TierPolicy> =
+            LazyLock::new(|| TierPolicy::default_for(AgeTier::Adult));
+        if tier.is_child() {
+            &CHILD
+        } else if tier == AgeTier::TeenCa13To15 {
+            &TEEN
+        } else {
+            &ADULT
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {
