@@ -51,8 +51,8 @@ class CanopyServer:
         with urllib.request.urlopen(req) as r:
             return json.loads(r.read().decode())
 
-    def put_json(self, path, body):
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="PUT")
+    def put_json(self, path, body, method="PUT"):
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method=method)
         import base64
         cred = base64.b64encode((self.project["api_secret"] + ":").encode()).decode()
         req.add_header("Authorization", "Basic " + cred)

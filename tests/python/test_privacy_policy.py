@@ -76,5 +76,33 @@ class ChildPolicy(unittest.TestCase):
             server.stop()
 
 
+class Suppression(unittest.TestCase):
+    def test_suppressed_ids_are_dropped_before_any_write_until_removed(self):
+        server = CanopyServer()
+        try:
+            u = server.url
+            mp = Mixpanel(server.project["token"], consumer=Consumer(events_url=u + "/track", people_url=u + "/engage"))
+            self.assertEqual(server.put_json("/api/v1/suppressions", {"distinct_ids": ["gone-kid"]}, "POST")["changed"], 1)
+            listed = server.get_json("/api/v1/suppressions")
+            self.assertEqual(listed["count"], 1)
+            self.assertNotIn("gone-kid", repr(listed))
+            mp.track("gone-kid", "Play", {"marker": "suppressed-canary"})
+            mp.people_set("gone-kid", {"plan": "x"})
+            mp.track("other-kid", "Play")
+            self.assertEqual([r["properties"]["distinct_id"] for r in server.export()], ["other-kid"])
+            with self.assertRaises(urllib.error.HTTPError):
+                server.person("gone-kid")
+            for root, _, files in os.walk(server.data):
+                for f in files:
+                    self.assertNotIn(b"gone-kid", open(os.path.join(root, f), "rb").read(), f)
+            lint = server.get_json("/api/v1/privacy/lint")["actions"]
+            self.assertEqual(sum(a["count"] for a in lint if a["rule"] == "suppressed"), 2)
+            server.put_json("/api/v1/suppressions", {"distinct_ids": ["gone-kid"]}, "DELETE")
+            mp.track("gone-kid", "Back")
+            self.assertIn("gone-kid", [r["properties"]["distinct_id"] for r in server.export()])
+        finally:
+            server.stop()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -9,6 +9,7 @@ mod keyring;
 mod secrets;
 mod settings;
 mod sqlite;
+mod suppression;
 
 pub use keyring::ControlKeyring;
 pub use secrets::{generate_secret, generate_token};
@@ -71,6 +72,10 @@ pub trait ControlPlane: Send + Sync {
     fn settings(&self, id: ProjectId) -> Result<(u32, ProjectSettings)>;
     /// Stores a new settings version; returns its number.
     fn update_settings(&self, id: ProjectId, settings: &ProjectSettings) -> Result<u32>;
+    /// Adds keyed hashes of identifiers to the suppression list; returns how many were new.
+    fn suppress(&self, id: ProjectId, hashes: &[[u8; 32]]) -> Result<usize>;
+    fn unsuppress(&self, id: ProjectId, hashes: &[[u8; 32]]) -> Result<usize>;
+    fn suppressions(&self, id: ProjectId) -> Result<Vec<[u8; 32]>>;
     /// The project's key, wrapped by the master key.
     fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>>;
 }

@@ -18,7 +18,7 @@ mod parking {
     pub use std::sync::Mutex;
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATION_1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -77,6 +77,12 @@ impl SqliteControl {
                 "BEGIN; {MIGRATION_1} PRAGMA user_version = 1; COMMIT;"
             ))?;
         }
+        if version < 2 {
+            conn.execute_batch(&format!(
+                "BEGIN; {} PRAGMA user_version = 2; COMMIT;",
+                crate::suppression::MIGRATION_2
+            ))?;
+        }
         if !verify_master(&conn, &master)? {
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('master_key_check', ?1)",
@@ -111,7 +117,7 @@ impl SqliteControl {
         Ok(())
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back), so a poisoned lock is safe to reuse.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
@@ -269,6 +275,18 @@ impl ControlPlane for SqliteControl {
         )?;
         tx.commit()?;
         Ok(next)
+    }
+
+    fn suppress(&self, id: ProjectId, hashes: &[[u8; 32]]) -> Result<usize> {
+        self.add_suppressions(id, hashes, now_ms())
+    }
+
+    fn unsuppress(&self, id: ProjectId, hashes: &[[u8; 32]]) -> Result<usize> {
+        self.remove_suppressions(id, hashes)
+    }
+
+    fn suppressions(&self, id: ProjectId) -> Result<Vec<[u8; 32]>> {
+        self.list_suppressions(id)
     }
 
     fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>> {

@@ -14,6 +14,7 @@ use crate::tier::{AgeTier, jurisdiction, take_age, tier_for, unknown_as};
 use canopy_types::{Event, ProfileTarget, ProfileUpdate, is_identifier_property};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 
 /// What becomes of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,11 +24,14 @@ pub enum Verdict {
     Reject(&'static str),
 }
 
-/// The settings of one project plus the salt `hash` actions use (derived from its key).
+/// The settings of one project, the salt `hash` actions and suppression hashes use (derived
+/// from its key), and its suppression list.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub settings: PrivacySettings,
     pub hash_salt: [u8; 32],
+    /// Keyed hashes ([`Policy::suppression_hash`]) of suppressed identifiers.
+    pub suppressed: HashSet<[u8; 32]>,
 }
 
 /// Properties the policy itself writes.
@@ -45,6 +49,35 @@ fn year_of(ms: i64) -> i32 {
 }
 
 impl Policy {
+    /// The keyed hash under which an identifier is suppressed (raw ids are never stored).
+    pub fn suppression_hash(&self, raw: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"canopy-suppression-v1");
+        h.update(self.hash_salt);
+        h.update(raw.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Is any identifier of this event suppressed?
+    fn is_suppressed_event(&self, e: &Event) -> bool {
+        if self.suppressed.is_empty() {
+            return false;
+        }
+        let text = |k: &str| e.properties.get(k).and_then(Value::as_str);
+        let device = text("$device_id").map(|d| format!("$device:{d}"));
+        [
+            Some(e.distinct_id.as_str()),
+            text("$user_id"),
+            text("$device_id"),
+            device.as_deref(),
+            text("$anon_distinct_id"),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|id| !id.is_empty())
+        .any(|id| self.suppressed.contains(&self.suppression_hash(id)))
+    }
+
     /// The tier of a record whose (flat) properties are `props`.
     fn tier(&self, props: &mut Map<String, Value>, time_ms: i64) -> (AgeTier, String) {
         let s = &self.settings;
@@ -235,6 +268,10 @@ impl Policy {
     }
 
     pub fn apply_event(&self, e: &mut Event, lint: &mut Lint, now_ms: i64) -> Verdict {
+        if self.is_suppressed_event(e) {
+            lint.record("(event)", "suppressed", "reject_event", "any", now_ms);
+            return Verdict::Reject("suppressed");
+        }
         let (tier, j) = self.tier(&mut e.properties, e.time_ms);
         let policy = self.settings.policy(tier);
         let t = tier.as_str();
@@ -286,6 +323,15 @@ impl Policy {
     }
 
     pub fn apply_profile(&self, u: &mut ProfileUpdate, lint: &mut Lint, now_ms: i64) -> Verdict {
+        if let ProfileTarget::User { distinct_id } = &u.target
+            && !self.suppressed.is_empty()
+            && self
+                .suppressed
+                .contains(&self.suppression_hash(distinct_id))
+        {
+            lint.record("(profile)", "suppressed", "reject_event", "any", now_ms);
+            return Verdict::Reject("suppressed");
+        }
         let is_user = matches!(u.target, ProfileTarget::User { .. });
         // A profile update carries its own signals only when it sets them.
         let mut probe = u.value.as_object().cloned().unwrap_or_default();

@@ -116,3 +116,72 @@ pub(crate) async fn put_settings(
     state.projects.invalidate(project);
     Ok(Json(json!({"version": version, "settings": settings})))
 }
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SuppressBody {
+    distinct_ids: Vec<String>,
+}
+
+/// `POST /api/v1/suppressions` `{"distinct_ids": [...]}`: drop everything these ids send from
+/// now on, before any write. Only keyed hashes are stored.
+pub(crate) async fn suppress(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+    Json(body): Json<SuppressBody>,
+) -> Result<Json<Value>, ApiError> {
+    change_suppressions(&state, &headers, p, body, true)
+}
+
+/// `DELETE /api/v1/suppressions` `{"distinct_ids": [...]}`.
+pub(crate) async fn unsuppress(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+    Json(body): Json<SuppressBody>,
+) -> Result<Json<Value>, ApiError> {
+    change_suppressions(&state, &headers, p, body, false)
+}
+
+fn change_suppressions(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: ProjectParam,
+    body: SuppressBody,
+    add: bool,
+) -> Result<Json<Value>, ApiError> {
+    let resolved = authenticate(state, headers, p.project_id.as_deref())?;
+    if body.distinct_ids.is_empty() || body.distinct_ids.len() > 5000 {
+        return Err(ApiError::BadRequest(
+            "distinct_ids must hold between 1 and 5000 ids".into(),
+        ));
+    }
+    let hashes: Vec<[u8; 32]> = body
+        .distinct_ids
+        .iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| resolved.policy.suppression_hash(d))
+        .collect();
+    let control = state.projects.control();
+    let changed = if add {
+        control.suppress(resolved.project.id, &hashes)?
+    } else {
+        control.unsuppress(resolved.project.id, &hashes)?
+    };
+    state.projects.invalidate(resolved.project.id);
+    Ok(Json(json!({"changed": changed})))
+}
+
+/// `GET /api/v1/suppressions`: how many identifiers are suppressed, and their hashes.
+pub(crate) async fn suppressions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+) -> Result<Json<Value>, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let hashes = state.projects.control().suppressions(project)?;
+    let hex: Vec<String> = hashes.iter().map(hex::encode).collect();
+    Ok(Json(json!({"count": hex.len(), "hashes": hex})))
+}

@@ -53,6 +53,7 @@ impl Projects {
             .project_key(project.id.0)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let (_, settings) = self.control.settings(project.id)?;
+        let suppressed = self.control.suppressions(project.id)?.into_iter().collect();
         let mut h = Sha256::new();
         h.update(b"canopy-policy-hash-v1");
         h.update(key.as_bytes());
@@ -62,6 +63,7 @@ impl Projects {
             policy: Arc::new(canopy_policy::Policy {
                 settings: settings.privacy,
                 hash_salt: h.finalize().into(),
+                suppressed,
             }),
         })
     }

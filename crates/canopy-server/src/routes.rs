@@ -47,6 +47,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/groups", get(persons::group))
         .route("/api/v1/privacy/lint", get(privacy::lint))
         .route(
+            "/api/v1/suppressions",
+            get(privacy::suppressions)
+                .post(privacy::suppress)
+                .delete(privacy::unsuppress),
+        )
+        .route(
             "/api/v1/settings",
             get(privacy::get_settings).put(privacy::put_settings),
         )

@@ -12,6 +12,7 @@ fn policy(audience: Audience) -> Policy {
             ..Default::default()
         },
         hash_salt: [7; 32],
+        suppressed: Default::default(),
     }
 }
 
@@ -315,4 +316,41 @@ proptest::proptest! {
             proptest::prop_assert!(detect(&s).is_empty(), "{} survived ({:?})", s, verdict);
         }
     }
+}
+
+#[test]
+fn suppressed_people_are_dropped_by_any_of_their_ids() {
+    let mut p = policy(Audience::General);
+    p.suppressed.insert(p.suppression_hash("$device:tab-1"));
+    p.suppressed.insert(p.suppression_hash("gone-user"));
+    let mut lint = Lint::default();
+    let mut e = event("", json!({"$device_id": "tab-1"}));
+    assert_eq!(
+        p.apply_event(&mut e, &mut lint, NOW),
+        Verdict::Reject("suppressed")
+    );
+    let mut e = event("gone-user", json!({}));
+    assert_eq!(
+        p.apply_event(&mut e, &mut lint, NOW),
+        Verdict::Reject("suppressed")
+    );
+    let mut e = event("someone-else", json!({}));
+    assert_eq!(p.apply_event(&mut e, &mut lint, NOW), Verdict::Keep);
+    let mut u = ProfileUpdate {
+        project: ProjectId(1),
+        target: ProfileTarget::User {
+            distinct_id: "gone-user".into(),
+        },
+        person: PersonKey::NONE,
+        operation: "$set".into(),
+        value: json!({"a": 1}),
+        time_ms: NOW,
+        received_ms: NOW,
+        modifiers: Map::new(),
+    };
+    assert_eq!(
+        p.apply_profile(&mut u, &mut lint, NOW),
+        Verdict::Reject("suppressed")
+    );
+    assert_eq!(lint.count("suppressed"), 3);
 }
