@@ -32,6 +32,11 @@ enum Command {
     Import(import::ImportArgs),
     /// Export events as NDJSON in Mixpanel export format.
     Export(ExportArgs),
+    /// The privacy lint report: every policy action, counted, never a value.
+    Lint(crate::privacy_cli::LintArgs),
+    /// The suppression list: ids whose data is dropped before any write.
+    #[command(subcommand)]
+    Suppress(crate::privacy_cli::SuppressCommand),
     /// Load generators for the benchmarks (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -95,6 +100,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Import(args) => import::run(args).await,
         Command::Export(args) => export(args).await,
         Command::Bench(cmd) => crate::bench::run(cmd).await,
+        Command::Lint(args) => crate::privacy_cli::lint(args).await,
+        Command::Suppress(cmd) => crate::privacy_cli::suppress(cmd).await,
     }
 }
 

@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod import;
 mod local;
+mod privacy_cli;
 mod server;
 mod synth;
 
