@@ -16,6 +16,21 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
+/// Browser privacy signals on the request that carried the records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestSignals {
+    pub gpc: bool,
+    pub dnt: bool,
+}
+
+/// What the request's signals mean for its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalEffect {
+    None,
+    OptOutOfSale,
+    StopAnalytics,
+}
+
 /// What becomes of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -49,6 +64,34 @@ fn year_of(ms: i64) -> i32 {
 }
 
 impl Policy {
+    /// How the project treats the request's `Sec-GPC` / `DNT` signals; counted in `lint`.
+    pub fn signals(&self, s: RequestSignals, lint: &mut Lint, now_ms: i64) -> SignalEffect {
+        use crate::settings::SignalHandling as H;
+        let mut effect = SignalEffect::None;
+        for (on, handling, name) in [
+            (s.gpc, self.settings.gpc, "gpc"),
+            (s.dnt, self.settings.dnt, "dnt"),
+        ] {
+            if !on {
+                continue;
+            }
+            match handling {
+                H::Ignore => {}
+                H::OptOutOfSale => {
+                    lint.record("(request)", name, "opt_out_of_sale", "any", now_ms);
+                    if effect == SignalEffect::None {
+                        effect = SignalEffect::OptOutOfSale;
+                    }
+                }
+                H::StopAnalytics => {
+                    lint.record("(request)", name, "reject_event", "any", now_ms);
+                    effect = SignalEffect::StopAnalytics;
+                }
+            }
+        }
+        effect
+    }
+
     /// The keyed hash under which an identifier is suppressed (raw ids are never stored).
     pub fn suppression_hash(&self, raw: &str) -> [u8; 32] {
         let mut h = Sha256::new();

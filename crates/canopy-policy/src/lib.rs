@@ -13,12 +13,12 @@ mod lint;
 mod settings;
 mod tier;
 
-pub use apply::{Policy, Verdict};
+pub use apply::{Policy, RequestSignals, SignalEffect, Verdict};
 pub use classify::builtin_class;
 pub use detect::{Pii, PiiSet, detect, redact};
 pub use lint::{Lint, LintCount, LintKey};
 pub use settings::{
-    Audience, DetectorAction, GeoLevel, IpMode, PrivacySettings, PropertyClass, TierPolicy,
-    UnknownProperties,
+    Audience, DetectorAction, GeoLevel, IpMode, PrivacySettings, PropertyClass, SignalHandling,
+    TierPolicy, UnknownProperties,
 };
 pub use tier::{AgeTier, jurisdiction, threshold, tier_for};

@@ -165,10 +165,36 @@ impl TierPolicy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// What a browser privacy signal (`Sec-GPC: 1`, `DNT: 1`) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalHandling {
+    Ignore,
+    /// Opt the person out of sale and sharing (CCPA): events are marked `$opt_out_sale`, which
+    /// destinations must honour.
+    OptOutOfSale,
+    /// Drop the request's events and profile updates before any write.
+    StopAnalytics,
+}
+
+fn default_gpc() -> SignalHandling {
+    SignalHandling::OptOutOfSale
+}
+
+fn default_dnt() -> SignalHandling {
+    SignalHandling::Ignore
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrivacySettings {
     pub audience: Audience,
+    /// `Sec-GPC: 1` (default: opt-out of sale/sharing).
+    #[serde(default = "default_gpc")]
+    pub gpc: SignalHandling,
+    /// `DNT: 1` (default: ignored, as most analytics do).
+    #[serde(default = "default_dnt")]
+    pub dnt: SignalHandling,
     /// Where users are when an event says nothing (ISO 3166 code, `US-CA` for a state).
     pub default_jurisdiction: Option<String>,
     /// Per-tier overrides of [`TierPolicy::default_for`], keyed by tier name.
@@ -179,6 +205,21 @@ pub struct PrivacySettings {
     pub schema: BTreeMap<String, PropertyClass>,
     /// Overrides of the shipped age thresholds (jurisdiction code → "child if under").
     pub thresholds: BTreeMap<String, u8>,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        Self {
+            audience: Audience::default(),
+            gpc: default_gpc(),
+            dnt: default_dnt(),
+            default_jurisdiction: None,
+            tiers: BTreeMap::new(),
+            default_property_blocklist: Vec::new(),
+            schema: BTreeMap::new(),
+            thresholds: BTreeMap::new(),
+        }
+    }
 }
 
 impl PrivacySettings {

@@ -140,7 +140,7 @@ pub(crate) async fn handle(state: &AppState, raw: &RawRequest, engage: bool) -> 
             r.message.clone(),
         );
     }
-    if let Err(e) = store_batch(state, &project, false, records, ENDPOINT).await {
+    if let Err(e) = store_batch(state, &project, false, raw.signals, records, ENDPOINT).await {
         return match e {
             ApiError::Overloaded => error(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -121,7 +121,7 @@ pub(crate) async fn call(
             }
         }
     }
-    if let Err(e) = store_batch(&state, &project, false, records, ENDPOINT).await {
+    if let Err(e) = store_batch(&state, &project, false, raw.signals, records, ENDPOINT).await {
         return e.into_response();
     }
     let mut body = json!({"success": true});

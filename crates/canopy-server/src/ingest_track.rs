@@ -129,7 +129,8 @@ pub(crate) async fn process(
         let Some(project) = project else { continue };
         // Mixpanel honours `$merge` only from authenticated `/import`.
         let allow_merge = fixed.is_some() && endpoint == "import";
-        outcome.accepted += store_batch(state, &project, allow_merge, records, endpoint).await?;
+        outcome.accepted +=
+            store_batch(state, &project, allow_merge, raw.signals, records, endpoint).await?;
     }
     Ok((decoded.params, outcome))
 }
@@ -141,6 +142,7 @@ pub(crate) async fn store_batch(
     state: &AppState,
     resolved: &ResolvedProject,
     allow_merge: bool,
+    signals: canopy_policy::RequestSignals,
     records: Vec<Record>,
     endpoint: &'static str,
 ) -> Result<usize, ApiError> {
@@ -154,7 +156,7 @@ pub(crate) async fn store_batch(
         allow_merge,
         replay: false,
     };
-    let records = crate::privacy::apply_policy(state, resolved, records);
+    let records = crate::privacy::apply_policy(state, resolved, signals, records);
     if records.is_empty() {
         return Ok(n);
     }

@@ -9,7 +9,7 @@ use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use canopy_policy::{Lint, Verdict};
+use canopy_policy::{Lint, RequestSignals, SignalEffect, Verdict};
 use canopy_types::Record;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,18 +17,33 @@ use serde_json::{Value, json};
 pub(crate) fn apply_policy(
     state: &AppState,
     resolved: &ResolvedProject,
+    signals: RequestSignals,
     mut records: Vec<Record>,
 ) -> Vec<Record> {
     let policy = &resolved.policy;
     let now = state.clock.now_ms();
     let mut lint = Lint::default();
+    let effect = policy.signals(signals, &mut lint, now);
+    if effect == SignalEffect::StopAnalytics {
+        metrics::counter!("canopy_policy_rejected_total", "reason" => "privacy_signal")
+            .increment(records.len() as u64);
+        records.clear();
+    }
     records.retain_mut(|r| {
         let verdict = match r {
             Record::Event(e) => policy.apply_event(e, &mut lint, now),
             Record::Profile(u) => policy.apply_profile(u, &mut lint, now),
         };
         match verdict {
-            Verdict::Keep => true,
+            Verdict::Keep => {
+                if effect == SignalEffect::OptOutOfSale
+                    && let Record::Event(e) = r
+                {
+                    e.properties
+                        .insert("$opt_out_sale".into(), Value::Bool(true));
+                }
+                true
+            }
             Verdict::Reject(reason) => {
                 metrics::counter!("canopy_policy_rejected_total", "reason" => reason).increment(1);
                 false

@@ -9,6 +9,8 @@ pub(crate) struct RawRequest {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
     pub authorization: Option<String>,
+    /// `Sec-GPC: 1` / `DNT: 1` on the request.
+    pub signals: canopy_policy::RequestSignals,
     pub body: Result<bytes::Bytes, Rejection>,
 }
 
@@ -16,6 +18,12 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
+}
+
+fn flag(h: &HeaderMap, name: &str) -> bool {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "1")
 }
 
 pub(crate) async fn read(req: Request<Body>, max_body: usize) -> RawRequest {
@@ -32,6 +40,10 @@ pub(crate) async fn read(req: Request<Body>, max_body: usize) -> RawRequest {
         content_type: header_str(&parts.headers, header::CONTENT_TYPE),
         content_encoding: header_str(&parts.headers, header::CONTENT_ENCODING),
         authorization: header_str(&parts.headers, header::AUTHORIZATION),
+        signals: canopy_policy::RequestSignals {
+            gpc: flag(&parts.headers, "sec-gpc"),
+            dnt: flag(&parts.headers, "dnt"),
+        },
         body,
     }
 }

@@ -354,3 +354,38 @@ fn suppressed_people_are_dropped_by_any_of_their_ids() {
     );
     assert_eq!(lint.count("suppressed"), 3);
 }
+
+#[test]
+fn gpc_and_dnt_follow_the_project_setting() {
+    use crate::settings::SignalHandling;
+    let mut p = policy(Audience::General);
+    let mut lint = Lint::default();
+    let gpc = RequestSignals {
+        gpc: true,
+        dnt: false,
+    };
+    let dnt = RequestSignals {
+        gpc: false,
+        dnt: true,
+    };
+    assert_eq!(
+        p.signals(gpc, &mut lint, NOW),
+        SignalEffect::OptOutOfSale,
+        "GPC default"
+    );
+    assert_eq!(
+        p.signals(dnt, &mut lint, NOW),
+        SignalEffect::None,
+        "DNT ignored by default"
+    );
+    assert_eq!(
+        p.signals(RequestSignals::default(), &mut lint, NOW),
+        SignalEffect::None
+    );
+    p.settings.gpc = SignalHandling::StopAnalytics;
+    p.settings.dnt = SignalHandling::StopAnalytics;
+    assert_eq!(p.signals(gpc, &mut lint, NOW), SignalEffect::StopAnalytics);
+    assert_eq!(p.signals(dnt, &mut lint, NOW), SignalEffect::StopAnalytics);
+    assert_eq!(lint.count("gpc"), 2);
+    assert_eq!(lint.count("dnt"), 1);
+}
