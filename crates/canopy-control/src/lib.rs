@@ -10,6 +10,7 @@ mod secrets;
 mod settings;
 mod sqlite;
 mod suppression;
+mod tiers;
 
 pub use keyring::ControlKeyring;
 pub use secrets::{generate_secret, generate_token};
@@ -76,6 +77,15 @@ pub trait ControlPlane: Send + Sync {
     fn suppress(&self, id: ProjectId, hashes: &[[u8; 32]]) -> Result<usize>;
     fn unsuppress(&self, id: ProjectId, hashes: &[[u8; 32]]) -> Result<usize>;
     fn suppressions(&self, id: ProjectId) -> Result<Vec<[u8; 32]>>;
+    /// Sticky age tiers by keyed id hash.
+    fn person_tiers(&self, id: ProjectId) -> Result<Vec<([u8; 32], String)>>;
+    /// Records tiers; with `audit`, as a correction written to the audit log.
+    fn set_person_tiers(
+        &self,
+        id: ProjectId,
+        tiers: &[([u8; 32], String)],
+        audit: Option<&str>,
+    ) -> Result<()>;
     /// The project's key, wrapped by the master key.
     fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>>;
 }

@@ -18,7 +18,7 @@ mod parking {
     pub use std::sync::Mutex;
 }
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const MIGRATION_1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -81,6 +81,12 @@ impl SqliteControl {
             conn.execute_batch(&format!(
                 "BEGIN; {} PRAGMA user_version = 2; COMMIT;",
                 crate::suppression::MIGRATION_2
+            ))?;
+        }
+        if version < 3 {
+            conn.execute_batch(&format!(
+                "BEGIN; {} PRAGMA user_version = 3; COMMIT;",
+                crate::tiers::MIGRATION_3
             ))?;
         }
         if !verify_master(&conn, &master)? {
@@ -287,6 +293,19 @@ impl ControlPlane for SqliteControl {
 
     fn suppressions(&self, id: ProjectId) -> Result<Vec<[u8; 32]>> {
         self.list_suppressions(id)
+    }
+
+    fn person_tiers(&self, id: ProjectId) -> Result<Vec<([u8; 32], String)>> {
+        self.load_tiers(id)
+    }
+
+    fn set_person_tiers(
+        &self,
+        id: ProjectId,
+        tiers: &[([u8; 32], String)],
+        audit: Option<&str>,
+    ) -> Result<()> {
+        self.store_tiers(id, tiers, audit, now_ms())
     }
 
     fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>> {

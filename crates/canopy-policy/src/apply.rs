@@ -122,9 +122,12 @@ impl Policy {
     }
 
     /// The tier of a record whose (flat) properties are `props`.
-    fn tier(&self, props: &mut Map<String, Value>, time_ms: i64) -> (AgeTier, String) {
+    /// The record's tier, its jurisdiction, and whether an age was actually given (only then
+    /// is a child tier remembered).
+    fn tier_known(&self, props: &mut Map<String, Value>, time_ms: i64) -> (AgeTier, String, bool) {
         let s = &self.settings;
         let age = take_age(props, year_of(time_ms));
+        let known = age.is_some();
         let j = jurisdiction(props, s.default_jurisdiction.as_deref());
         let mut tier = tier_for(age, &j, &s.thresholds);
         if tier == AgeTier::Unknown {
@@ -134,6 +137,11 @@ impl Policy {
                 tier = AgeTier::Adult;
             }
         }
+        (tier, j, known)
+    }
+
+    fn tier(&self, props: &mut Map<String, Value>, time_ms: i64) -> (AgeTier, String) {
+        let (tier, j, _) = self.tier_known(props, time_ms);
         (tier, j)
     }
 
@@ -311,11 +319,69 @@ impl Policy {
     }
 
     pub fn apply_event(&self, e: &mut Event, lint: &mut Lint, now_ms: i64) -> Verdict {
+        self.apply_event_sticky(e, lint, now_ms, None).0
+    }
+
+    /// The identifiers an event carries, for sticky tiers (before identity resolves them).
+    pub fn ids_of(e: &Event) -> Vec<String> {
+        let text = |k: &str| e.properties.get(k).and_then(Value::as_str);
+        let mut ids = vec![e.distinct_id.clone()];
+        ids.extend(text("$user_id").map(str::to_string));
+        ids.extend(text("$device_id").map(|d| format!("$device:{d}")));
+        ids.retain(|i| !i.is_empty());
+        ids
+    }
+
+    /// The keyed hash under which a person's sticky tier is kept.
+    pub fn tier_key(&self, raw: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"canopy-tier-v1");
+        h.update(self.hash_salt);
+        h.update(raw.as_bytes());
+        h.finalize().into()
+    }
+
+    /// [`Policy::apply_event`] with the tier last recorded for the person (`prior`): a child
+    /// stays a child whatever later signals say (A3). Returns the child tier to record when it
+    /// is new.
+    pub fn apply_event_sticky(
+        &self,
+        e: &mut Event,
+        lint: &mut Lint,
+        now_ms: i64,
+        prior: Option<AgeTier>,
+    ) -> (Verdict, Option<AgeTier>) {
         if self.is_suppressed_event(e) {
             lint.record("(event)", "suppressed", "reject_event", "any", now_ms);
-            return Verdict::Reject("suppressed");
+            return (Verdict::Reject("suppressed"), None);
         }
-        let (tier, j) = self.tier(&mut e.properties, e.time_ms);
+        let (computed, j, known) = self.tier_known(&mut e.properties, e.time_ms);
+        let remember =
+            (known && computed.is_child() && prior != Some(computed)).then_some(computed);
+        let tier = match prior {
+            Some(p) if p.is_child() && !computed.is_child() => {
+                lint.record(
+                    "(event)",
+                    "sticky_tier",
+                    "kept_child_tier",
+                    p.as_str(),
+                    now_ms,
+                );
+                p
+            }
+            _ => computed,
+        };
+        (self.apply_tiered(e, lint, now_ms, tier, j), remember)
+    }
+
+    fn apply_tiered(
+        &self,
+        e: &mut Event,
+        lint: &mut Lint,
+        now_ms: i64,
+        tier: AgeTier,
+        j: String,
+    ) -> Verdict {
         let policy = self.settings.policy(tier);
         let t = tier.as_str();
         if tier == AgeTier::MinorInU18 {

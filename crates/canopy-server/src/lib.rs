@@ -21,6 +21,7 @@ mod projects;
 mod request;
 mod respond;
 mod routes;
+mod tiers;
 
 pub use error::ApiError;
 pub use observability::{MetricsHandle, install_metrics};
@@ -54,6 +55,8 @@ pub struct AppState {
     /// Bearer token that lets local CLI commands act on any project (file in the data dir).
     pub admin_token: Option<Arc<String>>,
     pub shutting_down: Arc<AtomicBool>,
+    /// Sticky age tiers per project (keyed id hashes → child tier).
+    pub tiers: Arc<tiers::TierMemory>,
     /// Privacy lint counters per project since start (values never).
     pub lint: Arc<
         parking_lot::Mutex<std::collections::HashMap<canopy_types::ProjectId, canopy_policy::Lint>>,
@@ -81,6 +84,7 @@ impl AppState {
             admin_token: None,
             shutting_down: Arc::new(AtomicBool::new(false)),
             lint: Arc::default(),
+            tiers: Arc::default(),
         }
     }
 }

@@ -29,9 +29,37 @@ pub(crate) fn apply_policy(
             .increment(records.len() as u64);
         records.clear();
     }
+    let tiers = match state
+        .tiers
+        .project(state.projects.control().as_ref(), resolved.project.id)
+    {
+        Ok(t) => t,
+        Err(e) => {
+            // Without the sticky tiers the safe answer is to keep nothing of this batch.
+            tracing::error!(error = %e, "loading sticky tiers failed; batch dropped");
+            metrics::counter!("canopy_policy_rejected_total", "reason" => "tiers_unavailable")
+                .increment(records.len() as u64);
+            return Vec::new();
+        }
+    };
+    let mut remembered: Vec<([u8; 32], canopy_policy::AgeTier)> = Vec::new();
     records.retain_mut(|r| {
         let verdict = match r {
-            Record::Event(e) => policy.apply_event(e, &mut lint, now),
+            Record::Event(e) => {
+                let keys: Vec<[u8; 32]> = canopy_policy::Policy::ids_of(e)
+                    .iter()
+                    .map(|i| policy.tier_key(i))
+                    .collect();
+                let prior = {
+                    let map = tiers.read();
+                    keys.iter().find_map(|k| map.get(k).copied())
+                };
+                let (v, remember) = policy.apply_event_sticky(e, &mut lint, now, prior);
+                if let Some(t) = remember {
+                    remembered.extend(keys.into_iter().map(|k| (k, t)));
+                }
+                v
+            }
             Record::Profile(u) => policy.apply_profile(u, &mut lint, now),
         };
         match verdict {
@@ -50,6 +78,25 @@ pub(crate) fn apply_policy(
             }
         }
     });
+    if !remembered.is_empty() {
+        let rows: Vec<([u8; 32], String)> = remembered
+            .iter()
+            .map(|(k, t)| (*k, t.as_str().to_string()))
+            .collect();
+        match state
+            .projects
+            .control()
+            .set_person_tiers(resolved.project.id, &rows, None)
+        {
+            Ok(()) => {
+                let mut map = tiers.write();
+                for (k, t) in remembered {
+                    map.insert(k, t);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "recording sticky tiers failed"),
+        }
+    }
     if !lint.is_empty() {
         for (k, v) in lint.entries() {
             metrics::counter!("canopy_policy_actions_total", "action" => k.action, "tier" => k.tier)

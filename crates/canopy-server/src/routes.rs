@@ -3,7 +3,7 @@
 use crate::observability::{log_requests, normalize_path};
 use crate::{
     AppState, aux, export, ingest_import, ingest_posthog, ingest_profiles, ingest_segment,
-    ingest_track, persons, privacy,
+    ingest_track, persons, privacy, tiers,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/profile-updates", get(export::profile_updates))
         .route("/api/v1/persons", get(persons::person))
         .route("/api/v1/groups", get(persons::group))
+        .route("/api/v1/persons/tier", axum::routing::put(tiers::correct))
         .route("/api/v1/privacy/lint", get(privacy::lint))
         .route(
             "/api/v1/suppressions",

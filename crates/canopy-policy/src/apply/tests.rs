@@ -389,3 +389,28 @@ fn gpc_and_dnt_follow_the_project_setting() {
     assert_eq!(lint.count("gpc"), 2);
     assert_eq!(lint.count("dnt"), 1);
 }
+
+#[test]
+fn a_child_stays_a_child_whatever_later_signals_say() {
+    let p = policy(Audience::Mixed);
+    let mut lint = Lint::default();
+    // A first event says 6-8: the child tier is to be remembered.
+    let mut e = event("kid-5", json!({"$age_band": "6-8", "level": 1}));
+    let (v, remember) = p.apply_event_sticky(&mut e, &mut lint, NOW, None);
+    assert_eq!((v, remember), (Verdict::Keep, Some(AgeTier::ChildUsU13)));
+    // Later the same person claims 18+: still a child, nothing new to remember.
+    let mut e = event("kid-5", json!({"$age_band": "18+", "level": 2}));
+    let (v, remember) = p.apply_event_sticky(&mut e, &mut lint, NOW, Some(AgeTier::ChildUsU13));
+    assert_eq!((v, remember), (Verdict::Keep, None));
+    assert_eq!(e.properties["$age_tier"], "child_us_u13");
+    assert!(!e.properties.contains_key("level"), "child policy applied");
+    assert_eq!(lint.count("sticky_tier"), 1);
+    // Unknown age is treated as a child but not remembered as one.
+    let mut e = event("someone", json!({}));
+    let (_, remember) = p.apply_event_sticky(&mut e, &mut lint, NOW, None);
+    assert_eq!(remember, None);
+    assert_eq!(
+        Policy::ids_of(&event("d", json!({"$device_id": "x", "$user_id": "u"}))),
+        ["d", "u", "$device:x"]
+    );
+}

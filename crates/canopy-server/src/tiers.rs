@@ -1,0 +1,90 @@
+//! Sticky age tiers at ingest (issue #4 item 2): the child tiers recorded per identifier
+//! (keyed hashes, in the control plane), cached per project, consulted before the policy runs
+//! and extended when a record first shows a child's age. `PUT /api/v1/persons/tier` is the
+//! audited correction — the only way a child becomes an adult.
+
+use crate::export::authenticate;
+use crate::{ApiError, AppState};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use canopy_control::ControlPlane;
+use canopy_policy::AgeTier;
+use canopy_types::ProjectId;
+use parking_lot::RwLock;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub type TierMap = Arc<RwLock<HashMap<[u8; 32], AgeTier>>>;
+
+#[derive(Default)]
+pub struct TierMemory {
+    projects: RwLock<HashMap<ProjectId, TierMap>>,
+}
+
+impl TierMemory {
+    pub fn project(&self, control: &dyn ControlPlane, id: ProjectId) -> Result<TierMap, ApiError> {
+        if let Some(m) = self.projects.read().get(&id) {
+            return Ok(m.clone());
+        }
+        let loaded: HashMap<[u8; 32], AgeTier> = control
+            .person_tiers(id)?
+            .into_iter()
+            .filter_map(|(h, t)| Some((h, t.parse().ok()?)))
+            .collect();
+        Ok(self
+            .projects
+            .write()
+            .entry(id)
+            .or_insert_with(|| Arc::new(RwLock::new(loaded)))
+            .clone())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ProjectParam {
+    project_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Correction {
+    distinct_id: String,
+    tier: String,
+    reason: String,
+}
+
+/// `PUT /api/v1/persons/tier` `{"distinct_id", "tier", "reason"}`: sets a person's tier,
+/// upwards too, and writes the audit log (with a hash of the id, never the id).
+pub(crate) async fn correct(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+    Json(c): Json<Correction>,
+) -> Result<Json<Value>, ApiError> {
+    let resolved = authenticate(&state, &headers, p.project_id.as_deref())?;
+    let tier: AgeTier = c.tier.parse().map_err(ApiError::BadRequest)?;
+    if c.distinct_id.is_empty() || c.reason.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "distinct_id and a reason are required".into(),
+        ));
+    }
+    let key = resolved.policy.tier_key(&c.distinct_id);
+    let reason: String = c.reason.chars().take(500).collect();
+    let detail =
+        json!({"id_hash": hex::encode(&key[..8]), "tier": tier.as_str(), "reason": reason})
+            .to_string();
+    let control = state.projects.control();
+    control.set_person_tiers(
+        resolved.project.id,
+        &[(key, tier.as_str().to_string())],
+        Some(&detail),
+    )?;
+    state
+        .tiers
+        .project(control.as_ref(), resolved.project.id)?
+        .write()
+        .insert(key, tier);
+    Ok(Json(json!({"tier": tier.as_str()})))
+}
