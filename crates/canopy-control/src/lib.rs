@@ -5,6 +5,7 @@
 //! at creation; only their argon2 hash is stored. Project keys are stored wrapped by the master
 //! key, and a check value proves at start-up that the master key is the right one.
 
+mod consent;
 mod keyring;
 mod secrets;
 mod settings;
@@ -12,6 +13,7 @@ mod sqlite;
 mod suppression;
 mod tiers;
 
+pub use consent::ConsentRecord;
 pub use keyring::ControlKeyring;
 pub use secrets::{generate_secret, generate_token};
 pub use settings::ProjectSettings;
@@ -86,6 +88,10 @@ pub trait ControlPlane: Send + Sync {
         tiers: &[([u8; 32], String)],
         audit: Option<&str>,
     ) -> Result<()>;
+    /// Appends grants / withdrawals to the consent ledger.
+    fn record_consent(&self, id: ProjectId, rows: &[ConsentRecord]) -> Result<()>;
+    /// The ledger of a project, or of one person (by keyed id hash), in recorded order.
+    fn consent(&self, id: ProjectId, person: Option<[u8; 32]>) -> Result<Vec<ConsentRecord>>;
     /// The project's key, wrapped by the master key.
     fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>>;
 }

@@ -1,6 +1,7 @@
 //! The SQLite implementation of the control plane. Opened by the server and, concurrently, by
 //! CLI commands (WAL journal mode, busy timeout).
 
+use crate::consent::ConsentRecord;
 use crate::secrets::{SECRET_ID_LEN, hash_secret, secret_id, verify_secret};
 use crate::{
     ControlError, ControlPlane, CreatedProject, Project, ProjectSettings, Result, generate_secret,
@@ -18,7 +19,7 @@ mod parking {
     pub use std::sync::Mutex;
 }
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const MIGRATION_1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -87,6 +88,12 @@ impl SqliteControl {
             conn.execute_batch(&format!(
                 "BEGIN; {} PRAGMA user_version = 3; COMMIT;",
                 crate::tiers::MIGRATION_3
+            ))?;
+        }
+        if version < 4 {
+            conn.execute_batch(&format!(
+                "BEGIN; {} PRAGMA user_version = 4; COMMIT;",
+                crate::consent::MIGRATION_4
             ))?;
         }
         if !verify_master(&conn, &master)? {
@@ -306,6 +313,14 @@ impl ControlPlane for SqliteControl {
         audit: Option<&str>,
     ) -> Result<()> {
         self.store_tiers(id, tiers, audit, now_ms())
+    }
+
+    fn record_consent(&self, id: ProjectId, rows: &[ConsentRecord]) -> Result<()> {
+        self.append_consent(id, rows)
+    }
+
+    fn consent(&self, id: ProjectId, person: Option<[u8; 32]>) -> Result<Vec<ConsentRecord>> {
+        self.read_consent(id, person)
     }
 
     fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>> {

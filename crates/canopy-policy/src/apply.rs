@@ -319,7 +319,7 @@ impl Policy {
     }
 
     pub fn apply_event(&self, e: &mut Event, lint: &mut Lint, now_ms: i64) -> Verdict {
-        self.apply_event_sticky(e, lint, now_ms, None).0
+        self.apply_event_sticky(e, lint, now_ms, None, &|_| None).0
     }
 
     /// The identifiers an event carries, for sticky tiers (before identity resolves them).
@@ -350,6 +350,7 @@ impl Policy {
         lint: &mut Lint,
         now_ms: i64,
         prior: Option<AgeTier>,
+        consent: &dyn Fn(&str) -> Option<bool>,
     ) -> (Verdict, Option<AgeTier>) {
         if self.is_suppressed_event(e) {
             lint.record("(event)", "suppressed", "reject_event", "any", now_ms);
@@ -371,6 +372,29 @@ impl Policy {
             }
             _ => computed,
         };
+        // Consent (A16): a withdrawal of analytics stops everything; opt-in regimes need a grant.
+        if consent("analytics") == Some(false) {
+            lint.record(
+                "(event)",
+                "consent_withdrawn",
+                "reject_event",
+                tier.as_str(),
+                now_ms,
+            );
+            return (Verdict::Reject("consent_withdrawn"), remember);
+        }
+        for scope in self.settings.required_scopes(&j) {
+            if consent(scope) != Some(true) {
+                lint.record(
+                    "(event)",
+                    &format!("consent_missing:{scope}"),
+                    "reject_event",
+                    tier.as_str(),
+                    now_ms,
+                );
+                return (Verdict::Reject("consent_missing"), remember);
+            }
+        }
         (self.apply_tiered(e, lint, now_ms, tier, j), remember)
     }
 

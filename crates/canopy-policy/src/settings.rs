@@ -205,6 +205,10 @@ pub struct PrivacySettings {
     pub schema: BTreeMap<String, PropertyClass>,
     /// Overrides of the shipped age thresholds (jurisdiction code → "child if under").
     pub thresholds: BTreeMap<String, u8>,
+    /// Consent scopes a person must have granted before their events are kept, by
+    /// jurisdiction (`"US-CA"`), country (`"DE"`) or `"*"` — opt-in regimes. A withdrawal of
+    /// `analytics` is honoured everywhere.
+    pub consent_required: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for PrivacySettings {
@@ -218,11 +222,22 @@ impl Default for PrivacySettings {
             default_property_blocklist: Vec::new(),
             schema: BTreeMap::new(),
             thresholds: BTreeMap::new(),
+            consent_required: BTreeMap::new(),
         }
     }
 }
 
 impl PrivacySettings {
+    /// The scopes `jurisdiction` requires: its own entry, else its country's, else `"*"`.
+    pub fn required_scopes(&self, jurisdiction: &str) -> &[String] {
+        let country = jurisdiction.split('-').next().unwrap_or(jurisdiction);
+        self.consent_required
+            .get(jurisdiction)
+            .or_else(|| self.consent_required.get(country))
+            .or_else(|| self.consent_required.get("*"))
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// The policy in force for `tier`: the project's override, else the shipped default.
     pub fn policy(&self, tier: AgeTier) -> &TierPolicy {
         if let Some(p) = self.tiers.get(tier.as_str()) {

@@ -7,6 +7,7 @@
 //! Errors become HTTP in exactly one place (`error.rs`).
 
 mod aux;
+mod consent;
 mod error;
 mod export;
 mod ingest_import;
@@ -55,6 +56,8 @@ pub struct AppState {
     /// Bearer token that lets local CLI commands act on any project (file in the data dir).
     pub admin_token: Option<Arc<String>>,
     pub shutting_down: Arc<AtomicBool>,
+    /// The latest consent decision per (keyed id hash, scope), per project.
+    pub consent: Arc<consent::ConsentMemory>,
     /// Sticky age tiers per project (keyed id hashes → child tier).
     pub tiers: Arc<tiers::TierMemory>,
     /// Privacy lint counters per project since start (values never).
@@ -85,6 +88,7 @@ impl AppState {
             shutting_down: Arc::new(AtomicBool::new(false)),
             lint: Arc::default(),
             tiers: Arc::default(),
+            consent: Arc::default(),
         }
     }
 }

@@ -42,7 +42,20 @@ pub(crate) fn apply_policy(
             return Vec::new();
         }
     };
+    let consent = match state
+        .consent
+        .project(state.projects.control().as_ref(), resolved.project.id)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "loading the consent ledger failed; batch dropped");
+            metrics::counter!("canopy_policy_rejected_total", "reason" => "consent_unavailable")
+                .increment(records.len() as u64);
+            return Vec::new();
+        }
+    };
     let mut remembered: Vec<([u8; 32], canopy_policy::AgeTier)> = Vec::new();
+    let mut consent_rows = Vec::new();
     records.retain_mut(|r| {
         let verdict = match r {
             Record::Event(e) => {
@@ -50,11 +63,24 @@ pub(crate) fn apply_policy(
                     .iter()
                     .map(|i| policy.tier_key(i))
                     .collect();
+                if crate::consent::is_consent_event(e) {
+                    // A consent record, not analytics data: into the ledger, not the store.
+                    consent_rows.extend(crate::consent::records_from(
+                        &keys,
+                        &e.properties,
+                        "event",
+                        now,
+                    ));
+                    lint.record("(event)", "consent_recorded", "ledger", "any", now);
+                    return false;
+                }
                 let prior = {
                     let map = tiers.read();
                     keys.iter().find_map(|k| map.get(k).copied())
                 };
-                let (v, remember) = policy.apply_event_sticky(e, &mut lint, now, prior);
+                let map = consent.read();
+                let lookup = |scope: &str| crate::consent::lookup(&map, &keys, scope);
+                let (v, remember) = policy.apply_event_sticky(e, &mut lint, now, prior, &lookup);
                 if let Some(t) = remember {
                     remembered.extend(keys.into_iter().map(|k| (k, t)));
                 }
@@ -78,6 +104,9 @@ pub(crate) fn apply_policy(
             }
         }
     });
+    if let Err(e) = crate::consent::record(state, resolved.project.id, consent_rows) {
+        tracing::error!(error = %e, "recording consent failed");
+    }
     if !remembered.is_empty() {
         let rows: Vec<([u8; 32], String)> = remembered
             .iter()

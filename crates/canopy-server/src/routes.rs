@@ -2,7 +2,7 @@
 
 use crate::observability::{log_requests, normalize_path};
 use crate::{
-    AppState, aux, export, ingest_import, ingest_posthog, ingest_profiles, ingest_segment,
+    AppState, aux, consent, export, ingest_import, ingest_posthog, ingest_profiles, ingest_segment,
     ingest_track, persons, privacy, tiers,
 };
 use axum::Router;
@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/persons", get(persons::person))
         .route("/api/v1/groups", get(persons::group))
         .route("/api/v1/persons/tier", axum::routing::put(tiers::correct))
+        .route("/api/v1/consent", get(consent::get).post(consent::post))
         .route("/api/v1/privacy/lint", get(privacy::lint))
         .route(
             "/api/v1/suppressions",

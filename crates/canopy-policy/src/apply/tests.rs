@@ -396,21 +396,59 @@ fn a_child_stays_a_child_whatever_later_signals_say() {
     let mut lint = Lint::default();
     // A first event says 6-8: the child tier is to be remembered.
     let mut e = event("kid-5", json!({"$age_band": "6-8", "level": 1}));
-    let (v, remember) = p.apply_event_sticky(&mut e, &mut lint, NOW, None);
+    let (v, remember) = p.apply_event_sticky(&mut e, &mut lint, NOW, None, &|_| None);
     assert_eq!((v, remember), (Verdict::Keep, Some(AgeTier::ChildUsU13)));
     // Later the same person claims 18+: still a child, nothing new to remember.
     let mut e = event("kid-5", json!({"$age_band": "18+", "level": 2}));
-    let (v, remember) = p.apply_event_sticky(&mut e, &mut lint, NOW, Some(AgeTier::ChildUsU13));
+    let (v, remember) =
+        p.apply_event_sticky(&mut e, &mut lint, NOW, Some(AgeTier::ChildUsU13), &|_| None);
     assert_eq!((v, remember), (Verdict::Keep, None));
     assert_eq!(e.properties["$age_tier"], "child_us_u13");
     assert!(!e.properties.contains_key("level"), "child policy applied");
     assert_eq!(lint.count("sticky_tier"), 1);
     // Unknown age is treated as a child but not remembered as one.
     let mut e = event("someone", json!({}));
-    let (_, remember) = p.apply_event_sticky(&mut e, &mut lint, NOW, None);
+    let (_, remember) = p.apply_event_sticky(&mut e, &mut lint, NOW, None, &|_| None);
     assert_eq!(remember, None);
     assert_eq!(
         Policy::ids_of(&event("d", json!({"$device_id": "x", "$user_id": "u"}))),
         ["d", "u", "$device:x"]
     );
+}
+
+#[test]
+fn consent_is_required_where_the_settings_say_and_withdrawal_stops_everything() {
+    let mut p = policy(Audience::General);
+    p.settings
+        .consent_required
+        .insert("DE".into(), vec!["analytics".into()]);
+    let mut lint = Lint::default();
+    let de = || event("u", json!({"mp_country_code": "DE"}));
+    let none: &dyn Fn(&str) -> Option<bool> = &|_| None;
+    let granted: &dyn Fn(&str) -> Option<bool> = &|s| (s == "analytics").then_some(true);
+    let withdrawn: &dyn Fn(&str) -> Option<bool> = &|s| (s == "analytics").then_some(false);
+    assert_eq!(
+        p.apply_event_sticky(&mut de(), &mut lint, NOW, None, none)
+            .0,
+        Verdict::Reject("consent_missing")
+    );
+    assert_eq!(
+        p.apply_event_sticky(&mut de(), &mut lint, NOW, None, granted)
+            .0,
+        Verdict::Keep
+    );
+    let mut us = event("u", json!({"mp_country_code": "US"}));
+    assert_eq!(
+        p.apply_event_sticky(&mut us, &mut lint, NOW, None, none).0,
+        Verdict::Keep,
+        "opt-out regime"
+    );
+    let mut us = event("u", json!({"mp_country_code": "US"}));
+    assert_eq!(
+        p.apply_event_sticky(&mut us, &mut lint, NOW, None, withdrawn)
+            .0,
+        Verdict::Reject("consent_withdrawn")
+    );
+    assert_eq!(lint.count("consent_missing:analytics"), 1);
+    assert_eq!(lint.count("consent_withdrawn"), 1);
 }
