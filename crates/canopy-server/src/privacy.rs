@@ -54,19 +54,22 @@ pub(crate) fn apply_policy(
             return Vec::new();
         }
     };
+    let lookups_needed = !tiers.read().is_empty() || !consent.read().is_empty();
     let mut remembered: Vec<([u8; 32], canopy_policy::AgeTier)> = Vec::new();
     let mut consent_rows = Vec::new();
     records.retain_mut(|r| {
         let verdict = match r {
             Record::Event(e) => {
-                let keys: Vec<[u8; 32]> = canopy_policy::Policy::ids_of(e)
-                    .iter()
-                    .map(|i| policy.tier_key(i))
-                    .collect();
+                let keys_of = |e: &canopy_types::Event| -> Vec<[u8; 32]> {
+                    canopy_policy::Policy::ids_of(e)
+                        .iter()
+                        .map(|i| policy.tier_key(i))
+                        .collect()
+                };
                 if crate::consent::is_consent_event(e) {
                     // A consent record, not analytics data: into the ledger, not the store.
                     consent_rows.extend(crate::consent::records_from(
-                        &keys,
+                        &keys_of(e),
                         &e.properties,
                         "event",
                         now,
@@ -74,6 +77,12 @@ pub(crate) fn apply_policy(
                     lint.record("(event)", "consent_recorded", "ledger", "any", now);
                     return false;
                 }
+                // Hashing every id costs: only when a tier or a consent could be on record.
+                let keys = if lookups_needed {
+                    keys_of(e)
+                } else {
+                    Vec::new()
+                };
                 let prior = {
                     let map = tiers.read();
                     keys.iter().find_map(|k| map.get(k).copied())
@@ -82,6 +91,7 @@ pub(crate) fn apply_policy(
                 let lookup = |scope: &str| crate::consent::lookup(&map, &keys, scope);
                 let (v, remember) = policy.apply_event_sticky(e, &mut lint, now, prior, &lookup);
                 if let Some(t) = remember {
+                    let keys = if lookups_needed { keys } else { keys_of(e) };
                     remembered.extend(keys.into_iter().map(|k| (k, t)));
                 }
                 v
