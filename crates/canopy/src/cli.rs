@@ -56,6 +56,8 @@ enum ProjectCommand {
         #[command(flatten)]
         flags: ServerFlags,
     },
+    /// Show a project's settings (privacy policy included), or replace them with `--set FILE`.
+    Settings(crate::privacy_cli::SettingsArgs),
     /// List projects.
     List {
         #[arg(long)]
@@ -96,7 +98,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(flags) => serve(flags).await,
         Command::Demo(args) => demo::run(args).await,
-        Command::Project { command } => project(command),
+        Command::Project { command } => project(command).await,
         Command::Import(args) => import::run(args).await,
         Command::Export(args) => export(args).await,
         Command::Bench(cmd) => crate::bench::run(cmd).await,
@@ -153,7 +155,7 @@ pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn project(command: ProjectCommand) -> Result<()> {
+async fn project(command: ProjectCommand) -> Result<()> {
     match command {
         ProjectCommand::Create {
             name,
@@ -185,6 +187,7 @@ fn project(command: ProjectCommand) -> Result<()> {
                 );
             }
         }
+        ProjectCommand::Settings(args) => return crate::privacy_cli::settings(args).await,
         ProjectCommand::List { json, flags } => {
             let config = Config::load(&flags)?;
             let opened = server::open_control(&config)?;

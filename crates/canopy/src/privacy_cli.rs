@@ -17,6 +17,49 @@ pub struct LintArgs {
     flags: ServerFlags,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SettingsArgs {
+    #[arg(long)]
+    project: u64,
+    /// Replace the settings with this JSON file (validated by the server; a new version).
+    #[arg(long)]
+    set: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    flags: ServerFlags,
+}
+
+/// Prints a project's settings, or replaces them from a file.
+pub async fn settings(args: SettingsArgs) -> Result<()> {
+    let r = match &args.set {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let body: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            call(
+                &args.flags,
+                reqwest::Method::PUT,
+                "/api/v1/settings",
+                args.project,
+                Some(body),
+            )
+            .await?
+        }
+        None => {
+            call(
+                &args.flags,
+                reqwest::Method::GET,
+                "/api/v1/settings",
+                args.project,
+                None,
+            )
+            .await?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum SuppressCommand {
     /// Suppress these distinct_ids: their events are dropped before any write.
