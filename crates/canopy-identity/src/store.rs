@@ -142,35 +142,31 @@ impl IdentityStore {
             } = hints(opts.mode, e, opts.allow_merge);
             // Events of one session repeat the same link: re-applying it while nothing changed
             // is a no-op (merges are idempotent), so skip the work.
-            if !ops.is_empty() && ops == last_ops && g.version() == last_version {
-                stats.lookups += 1;
-                let k = id_key(&distinct_id);
-                g.register(k, &distinct_id, &mut changes);
-                e.person = PersonKey(g.person(k.0));
-                e.distinct_id = distinct_id;
-                continue;
-            }
-            for op in &ops {
-                let before = g.version();
-                let mut key = |g: &mut Graph, raw: &str, ch: &mut Vec<Change>| {
-                    let k = id_key(raw);
-                    g.register(k, raw, ch);
-                    k.0
-                };
-                match g.apply(op, &mut key, &mut changes) {
-                    Ok(()) => stats.merges += usize::from(g.version() != before),
-                    Err(reason) => {
-                        stats.refused += 1;
-                        if !opts.replay {
-                            metrics::counter!("canopy_identity_refused_total", "reason" => reason)
-                                .increment(1);
+            let repeat = !ops.is_empty() && ops == last_ops && g.version() == last_version;
+            if !repeat {
+                for op in &ops {
+                    let before = g.version();
+                    let mut key = |g: &mut Graph, raw: &str, ch: &mut Vec<Change>| {
+                        let k = id_key(raw);
+                        g.register(k, raw, ch);
+                        k.0
+                    };
+                    match g.apply(op, &mut key, &mut changes) {
+                        Ok(()) => stats.merges += usize::from(g.version() != before),
+                        Err(reason) => {
+                            stats.refused += 1;
+                            if !opts.replay {
+                                metrics::counter!("canopy_identity_refused_total", "reason" => reason)
+                                    .increment(1);
+                            }
                         }
                     }
                 }
             }
             let k = id_key(&distinct_id);
             g.register(k, &distinct_id, &mut changes);
-            if let Some(u) = identified {
+            // After the registration: the persisted flag updates an existing row.
+            if !repeat && let Some(u) = identified {
                 g.mark_identified(id_key(&u), &mut changes);
             }
             stats.lookups += 1;

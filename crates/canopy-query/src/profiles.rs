@@ -129,43 +129,34 @@ impl QueryEngine {
         Ok(profiles)
     }
 
-    /// One person's profile (the person's current key), if any.
-    pub async fn person_profile(
-        &self,
-        project: ProjectId,
-        person: PersonKey,
-    ) -> Result<Option<ProfileState>> {
-        let ids: Vec<u64> = self.identity().cluster_keys(project, person)?;
-        let ctx = self.context(project, None)?;
-        let rows = collect_updates(&ctx, project, Some(&ids)).await?;
-        let aliases: HashMap<u64, u64> = ids.iter().map(|i| (*i, person.0)).collect();
-        Ok(resolve(fold(rows), &aliases)
-            .users
-            .into_iter()
-            .find(|p| p.person == person)
-            .map(|p| p.state))
-    }
-
-    /// A person's most recent events, newest first, with their properties.
-    pub async fn person_events(
+    /// One person (the person's current key): the profile, if any, and the `limit` most
+    /// recent events, newest first — from one snapshot, over the keys of the person's cluster.
+    pub async fn person_view(
         &self,
         project: ProjectId,
         person: PersonKey,
         limit: usize,
-    ) -> Result<Vec<Event>> {
-        let ids = self.identity().cluster_keys(project, person)?;
+    ) -> Result<(Option<ProfileState>, Vec<Event>)> {
+        let ids: Vec<u64> = self.identity().cluster_keys(project, person)?;
         let ctx = self.context(project, None)?;
+        let rows = collect_updates(&ctx, project, Some(&ids)).await?;
+        let aliases: HashMap<u64, u64> = ids.iter().map(|i| (*i, person.0)).collect();
+        let profile = resolve(fold(rows), &aliases)
+            .users
+            .into_iter()
+            .find(|p| p.person == person)
+            .map(|p| p.state);
         let df = ctx
             .table("events_stored")
             .await?
             .filter(col("person").in_list(ids.iter().map(|p| lit(*p)).collect(), false))?
             .sort(vec![col("time").sort(false, false)])?
             .limit(0, Some(limit))?;
-        let mut out = Vec::new();
+        let mut events = Vec::new();
         for batch in df.collect().await? {
-            out.extend(canopy_store::batch_to_events(&batch, project)?);
+            events.extend(canopy_store::batch_to_events(&batch, project)?);
         }
-        Ok(out)
+        Ok((profile, events))
     }
 }
 

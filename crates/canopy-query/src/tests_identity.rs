@@ -159,13 +159,9 @@ async fn a_merge_reattributes_earlier_events_and_keeps_raw_ids_out_of_segments()
         .lookup(ProjectId(1), "$device:tablet-1")
         .unwrap()
         .unwrap();
-    let profile = engine
-        .person_profile(ProjectId(1), person)
-        .await
-        .unwrap()
-        .unwrap();
+    let (profile, recent) = engine.person_view(ProjectId(1), person, 2).await.unwrap();
+    let profile = profile.unwrap();
     assert_eq!(profile.properties["plan"], "family");
-    let recent = engine.person_events(ProjectId(1), person, 2).await.unwrap();
     assert_eq!(
         recent.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
         ["Login", "Play"]

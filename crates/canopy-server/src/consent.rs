@@ -4,6 +4,7 @@
 //! next request. SDKs record consent with the reserved event `$consent`.
 
 use crate::export::authenticate;
+use crate::project_cache::ProjectCache;
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Query, State};
@@ -18,10 +19,9 @@ use std::sync::Arc;
 
 pub type ConsentMap = Arc<RwLock<HashMap<([u8; 32], String), bool>>>;
 
+/// The latest decision per (keyed id hash, scope), per project.
 #[derive(Default)]
-pub struct ConsentMemory {
-    projects: RwLock<HashMap<ProjectId, ConsentMap>>,
-}
+pub struct ConsentMemory(ProjectCache<HashMap<([u8; 32], String), bool>>);
 
 impl ConsentMemory {
     pub fn project(
@@ -29,19 +29,13 @@ impl ConsentMemory {
         control: &dyn ControlPlane,
         id: ProjectId,
     ) -> Result<ConsentMap, ApiError> {
-        if let Some(m) = self.projects.read().get(&id) {
-            return Ok(m.clone());
-        }
-        let mut latest = HashMap::new();
-        for r in control.consent(id, None)? {
-            latest.insert((r.id_hash, r.scope), r.granted);
-        }
-        Ok(self
-            .projects
-            .write()
-            .entry(id)
-            .or_insert_with(|| Arc::new(RwLock::new(latest)))
-            .clone())
+        self.0.get(id, || {
+            let mut latest = HashMap::new();
+            for r in control.consent(id, None)? {
+                latest.insert((r.id_hash, r.scope), r.granted);
+            }
+            Ok(latest)
+        })
     }
 }
 
@@ -132,7 +126,7 @@ pub(crate) fn is_consent_event(e: &Event) -> bool {
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct ProjectParam {
+pub(crate) struct PersonParam {
     project_id: Option<String>,
     distinct_id: Option<String>,
 }
@@ -142,7 +136,7 @@ pub(crate) struct ProjectParam {
 pub(crate) async fn post(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(p): Query<ProjectParam>,
+    Query(p): Query<crate::export::ProjectParam>,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let resolved = authenticate(&state, &headers, p.project_id.as_deref())?;
@@ -167,7 +161,7 @@ pub(crate) async fn post(
 pub(crate) async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(p): Query<ProjectParam>,
+    Query(p): Query<PersonParam>,
 ) -> Result<Json<Value>, ApiError> {
     let resolved = authenticate(&state, &headers, p.project_id.as_deref())?;
     let Some(id) = p.distinct_id.as_deref().filter(|s| !s.is_empty()) else {

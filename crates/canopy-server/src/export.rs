@@ -26,7 +26,7 @@ const MAX_LIMIT: usize = 100_000;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ProjectParam {
-    project_id: Option<String>,
+    pub(crate) project_id: Option<String>,
 }
 
 /// `GET /api/v1/profile-updates`: the stored `/engage` and `/groups` operations, as NDJSON.

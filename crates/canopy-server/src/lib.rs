@@ -18,6 +18,7 @@ mod ingest_track;
 mod observability;
 mod persons;
 mod privacy;
+mod project_cache;
 mod projects;
 mod request;
 mod respond;

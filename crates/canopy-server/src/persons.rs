@@ -50,9 +50,8 @@ pub(crate) async fn person(
         return Err(ApiError::NotFound);
     };
     let ids = state.identity.cluster_ids(project, person)?;
-    let profile = state.queries.person_profile(project, person).await?;
     let limit = p.events.unwrap_or(DEFAULT_EVENTS).min(MAX_EVENTS);
-    let events = state.queries.person_events(project, person, limit).await?;
+    let (profile, events) = state.queries.person_view(project, person, limit).await?;
     let canonical = ids.first().cloned().unwrap_or_default();
     let recent: Vec<Value> = events
         .into_iter()

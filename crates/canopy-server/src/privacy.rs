@@ -3,7 +3,7 @@
 //! report (values never) and in `canopy_policy_rejected_total{reason}`. Also the settings and
 //! lint APIs.
 
-use crate::export::authenticate;
+use crate::export::{ProjectParam, authenticate};
 use crate::projects::ResolvedProject;
 use crate::{ApiError, AppState};
 use axum::Json;
@@ -29,28 +29,24 @@ pub(crate) fn apply_policy(
             .increment(records.len() as u64);
         records.clear();
     }
-    let tiers = match state
-        .tiers
-        .project(state.projects.control().as_ref(), resolved.project.id)
-    {
+    // Without the sticky tiers or the consent ledger the safe answer is to keep nothing.
+    let control = state.projects.control().as_ref();
+    let id = resolved.project.id;
+    let unavailable = |reason: &'static str, e: ApiError, n: usize| {
+        tracing::error!(error = %e, reason, "policy state unavailable; batch dropped");
+        metrics::counter!("canopy_policy_rejected_total", "reason" => reason).increment(n as u64);
+    };
+    let tiers = match state.tiers.project(control, id) {
         Ok(t) => t,
         Err(e) => {
-            // Without the sticky tiers the safe answer is to keep nothing of this batch.
-            tracing::error!(error = %e, "loading sticky tiers failed; batch dropped");
-            metrics::counter!("canopy_policy_rejected_total", "reason" => "tiers_unavailable")
-                .increment(records.len() as u64);
+            unavailable("tiers_unavailable", e, records.len());
             return Vec::new();
         }
     };
-    let consent = match state
-        .consent
-        .project(state.projects.control().as_ref(), resolved.project.id)
-    {
+    let consent = match state.consent.project(control, id) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "loading the consent ledger failed; batch dropped");
-            metrics::counter!("canopy_policy_rejected_total", "reason" => "consent_unavailable")
-                .increment(records.len() as u64);
+            unavailable("consent_unavailable", e, records.len());
             return Vec::new();
         }
     };
@@ -149,11 +145,6 @@ pub(crate) fn apply_policy(
             .merge(lint);
     }
     records
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct ProjectParam {
-    project_id: Option<String>,
 }
 
 /// `GET /api/v1/privacy/lint`: every policy action since the server started.

@@ -3,7 +3,9 @@
 //! and extended when a record first shows a child's age. `PUT /api/v1/persons/tier` is the
 //! audited correction — the only way a child becomes an adult.
 
+use crate::export::ProjectParam;
 use crate::export::authenticate;
+use crate::project_cache::ProjectCache;
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Query, State};
@@ -19,33 +21,20 @@ use std::sync::Arc;
 
 pub type TierMap = Arc<RwLock<HashMap<[u8; 32], AgeTier>>>;
 
+/// Sticky tiers per project (keyed id hash → tier).
 #[derive(Default)]
-pub struct TierMemory {
-    projects: RwLock<HashMap<ProjectId, TierMap>>,
-}
+pub struct TierMemory(ProjectCache<HashMap<[u8; 32], AgeTier>>);
 
 impl TierMemory {
     pub fn project(&self, control: &dyn ControlPlane, id: ProjectId) -> Result<TierMap, ApiError> {
-        if let Some(m) = self.projects.read().get(&id) {
-            return Ok(m.clone());
-        }
-        let loaded: HashMap<[u8; 32], AgeTier> = control
-            .person_tiers(id)?
-            .into_iter()
-            .filter_map(|(h, t)| Some((h, t.parse().ok()?)))
-            .collect();
-        Ok(self
-            .projects
-            .write()
-            .entry(id)
-            .or_insert_with(|| Arc::new(RwLock::new(loaded)))
-            .clone())
+        self.0.get(id, || {
+            Ok(control
+                .person_tiers(id)?
+                .into_iter()
+                .filter_map(|(h, t)| Some((h, t.parse().ok()?)))
+                .collect())
+        })
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct ProjectParam {
-    project_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

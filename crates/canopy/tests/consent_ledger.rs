@@ -5,22 +5,14 @@
 
 mod common;
 
-use common::{Server, create_project, export_all, now_s};
+use common::{Server, create_project, export_all, put_settings, track_event};
 use serde_json::{Value, json};
 
 fn track(url: &str, token: &str, event: &str, props: Value) {
-    let mut p = props;
-    p["token"] = json!(token);
-    p["distinct_id"] = json!("berlin-kid");
-    p["mp_country_code"] = json!("DE");
-    p["time"] = json!(now_s());
-    let body = json!([{"event": event, "properties": p}]);
-    let r = reqwest::blocking::Client::new()
-        .post(format!("{url}/track"))
-        .body(body.to_string())
-        .send()
-        .unwrap();
-    assert_eq!(r.text().unwrap(), "1");
+    let mut props = props;
+    props["distinct_id"] = json!("berlin-kid");
+    props["mp_country_code"] = json!("DE");
+    track_event(url, token, event, props, &[]);
 }
 
 fn events(url: &str, secret: &str) -> Vec<String> {
@@ -39,20 +31,9 @@ fn consent_gates_opt_in_jurisdictions_and_withdrawal_stops_the_next_request() {
     let server = Server::start(&data);
     let u = server.url.clone();
     let c = reqwest::blocking::Client::new();
-    let mut settings: Value = c
-        .get(format!("{u}/api/v1/settings"))
-        .basic_auth(&p.secret, Some(""))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    settings["settings"]["privacy"]["consent_required"] = json!({"DE": ["analytics"]});
-    let r = c
-        .put(format!("{u}/api/v1/settings"))
-        .basic_auth(&p.secret, Some(""))
-        .json(&settings["settings"])
-        .send()
-        .unwrap();
+    let r = put_settings(&u, &p.secret, |s| {
+        s["privacy"]["consent_required"] = json!({"DE": ["analytics"]});
+    });
     assert!(r.status().is_success());
 
     track(&u, &p.token, "Before Consent", json!({}));

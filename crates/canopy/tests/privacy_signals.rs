@@ -5,19 +5,11 @@
 
 mod common;
 
-use common::{Server, create_project, export_all, now_s};
+use common::{Server, create_project, export_all, put_settings, track_event};
 use serde_json::{Value, json};
 
 fn track(url: &str, token: &str, id: &str, headers: &[(&str, &str)]) {
-    let body = json!([{"event": "Play", "properties": {"token": token, "distinct_id": id, "time": now_s()}}]);
-    let mut req = reqwest::blocking::Client::new()
-        .post(format!("{url}/track"))
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    assert_eq!(req.send().unwrap().text().unwrap(), "1");
+    track_event(url, token, "Play", json!({"distinct_id": id}), headers);
 }
 
 #[test]
@@ -46,22 +38,10 @@ fn gpc_and_dnt_follow_the_project_settings() {
     assert!(by["plain-user"].get("$opt_out_sale").is_none());
 
     // A project that treats both as "stop analytics".
-    let c = reqwest::blocking::Client::new();
-    let mut settings: Value = c
-        .get(format!("{u}/api/v1/settings"))
-        .basic_auth(&p.secret, Some(""))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    settings["settings"]["privacy"]["gpc"] = json!("stop_analytics");
-    settings["settings"]["privacy"]["dnt"] = json!("stop_analytics");
-    let r = c
-        .put(format!("{u}/api/v1/settings"))
-        .basic_auth(&p.secret, Some(""))
-        .json(&settings["settings"])
-        .send()
-        .unwrap();
+    let r = put_settings(u, &p.secret, |s| {
+        s["privacy"]["gpc"] = json!("stop_analytics");
+        s["privacy"]["dnt"] = json!("stop_analytics");
+    });
     assert!(r.status().is_success(), "{}", r.text().unwrap());
     track(u, &p.token, "gpc-user-2", &[("Sec-GPC", "1")]);
     track(u, &p.token, "dnt-user-2", &[("DNT", "1")]);
@@ -74,15 +54,11 @@ fn gpc_and_dnt_follow_the_project_settings() {
         "{ids:?}"
     );
     // Invalid settings are refused with a clear message and change nothing.
-    settings["settings"]["privacy"]["tiers"] = json!({"child_us_u13": {"ip": "drop", "geo": "country",
-        "unknown_properties": "drop", "detectors": "drop_property", "blocked_classes": [],
-        "technical_profile_only": true, "refuse_contact_ids": true, "retention_days": null}});
-    let r = c
-        .put(format!("{u}/api/v1/settings"))
-        .basic_auth(&p.secret, Some(""))
-        .json(&settings["settings"])
-        .send()
-        .unwrap();
+    let r = put_settings(u, &p.secret, |s| {
+        s["privacy"]["tiers"] = json!({"child_us_u13": {"ip": "drop", "geo": "country",
+            "unknown_properties": "drop", "detectors": "drop_property", "blocked_classes": [],
+            "technical_profile_only": true, "refuse_contact_ids": true, "retention_days": null}});
+    });
     assert_eq!(r.status(), 400);
     assert!(r.text().unwrap().contains("finite retention"));
     server.stop();

@@ -4,21 +4,13 @@
 
 mod common;
 
-use common::{Server, create_project, export_all, now_s};
+use common::{Server, create_project, export_all, track_event};
 use serde_json::{Value, json};
 
 fn track(url: &str, token: &str, id: &str, props: Value) {
-    let mut p = props;
-    p["token"] = json!(token);
-    p["distinct_id"] = json!(id);
-    p["time"] = json!(now_s());
-    let body = json!([{"event": "Play", "properties": p}]);
-    let r = reqwest::blocking::Client::new()
-        .post(format!("{url}/track"))
-        .body(body.to_string())
-        .send()
-        .unwrap();
-    assert_eq!(r.text().unwrap(), "1");
+    let mut props = props;
+    props["distinct_id"] = json!(id);
+    track_event(url, token, "Play", props, &[]);
 }
 
 fn tiers(url: &str, secret: &str, id: &str) -> Vec<String> {

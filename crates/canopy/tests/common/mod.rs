@@ -1,7 +1,7 @@
 //! Test support: runs the real `canopy` binary on a free port against a temporary data dir.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -148,6 +148,45 @@ pub fn export_all(url: &str, secret: &str) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Sends one event (`props` with its distinct_id; token and time are added) to `/track` with
+/// extra `headers`, and checks the SDK answer.
+pub fn track_event(url: &str, token: &str, event: &str, props: Value, headers: &[(&str, &str)]) {
+    let mut props = props;
+    props["token"] = json!(token);
+    props["time"] = json!(now_s());
+    let body = json!([{"event": event, "properties": props}]);
+    let mut req = reqwest::blocking::Client::new()
+        .post(format!("{url}/track"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    assert_eq!(req.send().unwrap().text().unwrap(), "1");
+}
+
+/// Reads the project's settings, lets `edit` change them, and puts them back.
+pub fn put_settings(
+    url: &str,
+    secret: &str,
+    edit: impl FnOnce(&mut Value),
+) -> reqwest::blocking::Response {
+    let c = reqwest::blocking::Client::new();
+    let mut current: Value = c
+        .get(format!("{url}/api/v1/settings"))
+        .basic_auth(secret, Some(""))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    edit(&mut current["settings"]);
+    c.put(format!("{url}/api/v1/settings"))
+        .basic_auth(secret, Some(""))
+        .json(&current["settings"])
+        .send()
+        .unwrap()
 }
 
 pub fn now_s() -> f64 {
