@@ -6,7 +6,9 @@
 //! key, and a check value proves at start-up that the master key is the right one.
 
 mod consent;
+mod daily_salts;
 mod keyring;
+mod lint_counts;
 mod secrets;
 mod settings;
 mod sqlite;
@@ -79,6 +81,15 @@ pub trait ControlPlane: Send + Sync {
     fn suppress(&self, id: ProjectId, hashes: &[[u8; 32]]) -> Result<usize>;
     fn unsuppress(&self, id: ProjectId, hashes: &[[u8; 32]]) -> Result<usize>;
     fn suppressions(&self, id: ProjectId) -> Result<Vec<[u8; 32]>>;
+    /// The salt of UTC day `day` for aggregate-only pseudonyms, created from `candidate` (fresh
+    /// random bytes) when the day has none.
+    fn daily_salt(&self, id: ProjectId, day: i64, candidate: [u8; 32]) -> Result<[u8; 32]>;
+    /// Destroys the salts of every day before `first_kept_day`; returns how many.
+    fn destroy_daily_salts(&self, first_kept_day: i64) -> Result<usize>;
+    fn has_daily_salt(&self, id: ProjectId, day: i64) -> Result<bool>;
+    /// Adds counters to the persisted lint report.
+    fn add_lint(&self, id: ProjectId, delta: &canopy_policy::Lint) -> Result<()>;
+    fn lint(&self, id: ProjectId) -> Result<canopy_policy::Lint>;
     /// Sticky age tiers by keyed id hash.
     fn person_tiers(&self, id: ProjectId) -> Result<Vec<([u8; 32], String)>>;
     /// Records tiers; with `audit`, as a correction written to the audit log.

@@ -19,7 +19,7 @@ mod parking {
     pub use std::sync::Mutex;
 }
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const MIGRATION_1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -69,6 +69,8 @@ impl SqliteControl {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted rows (salts, erased people's ledger rows) are overwritten, not just unlinked.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(ControlError::FutureSchema(version));
@@ -94,6 +96,12 @@ impl SqliteControl {
             conn.execute_batch(&format!(
                 "BEGIN; {} PRAGMA user_version = 4; COMMIT;",
                 crate::consent::MIGRATION_4
+            ))?;
+        }
+        if version < 5 {
+            conn.execute_batch(&format!(
+                "BEGIN; {} PRAGMA user_version = 5; COMMIT;",
+                crate::daily_salts::MIGRATION_5
             ))?;
         }
         if !verify_master(&conn, &master)? {
@@ -300,6 +308,26 @@ impl ControlPlane for SqliteControl {
 
     fn suppressions(&self, id: ProjectId) -> Result<Vec<[u8; 32]>> {
         self.list_suppressions(id)
+    }
+
+    fn daily_salt(&self, id: ProjectId, day: i64, candidate: [u8; 32]) -> Result<[u8; 32]> {
+        self.daily_salt_for(id, day, candidate)
+    }
+
+    fn destroy_daily_salts(&self, first_kept_day: i64) -> Result<usize> {
+        SqliteControl::destroy_daily_salts(self, first_kept_day)
+    }
+
+    fn has_daily_salt(&self, id: ProjectId, day: i64) -> Result<bool> {
+        SqliteControl::has_daily_salt(self, id, day)
+    }
+
+    fn add_lint(&self, id: ProjectId, delta: &canopy_policy::Lint) -> Result<()> {
+        self.add_lint_counts(id, delta)
+    }
+
+    fn lint(&self, id: ProjectId) -> Result<canopy_policy::Lint> {
+        self.load_lint_counts(id)
     }
 
     fn person_tiers(&self, id: ProjectId) -> Result<Vec<([u8; 32], String)>> {

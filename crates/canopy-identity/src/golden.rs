@@ -86,6 +86,7 @@ fn run(name: &str, text: &str) {
             insert_id: String::new(),
             received_ms: 0,
             properties: step.properties,
+            ip: None,
         }];
         let opts = ResolveOptions {
             mode: sc.mode,

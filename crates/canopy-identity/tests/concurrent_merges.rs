@@ -23,6 +23,7 @@ fn ev(name: &str, distinct_id: &str, props: Value) -> Event {
         insert_id: String::new(),
         received_ms: 0,
         properties: props.as_object().cloned().unwrap_or_default(),
+        ip: None,
     }
 }
 

@@ -150,9 +150,12 @@ pub fn normalize_event(
         }
     }
     insert_id = truncate(insert_id, 255);
-    // The IP is never stored; geolocation from it is a later, policy-governed step.
-    props.remove("ip");
-    props.remove("$ip");
+    // The IP is never a property: the policy looks it up and decides what, if anything, of it
+    // is kept (Mixpanel's `ip`, PostHog's `$ip`, Segment's `context.ip` all arrive here).
+    let explicit_ip = [props.remove("ip"), props.remove("$ip")]
+        .into_iter()
+        .flatten()
+        .find_map(|v| v.as_str().and_then(|s| s.trim().parse().ok()));
     // Server-derived on export; a re-imported export must not carry a stale copy.
     props.remove("mp_processing_time_ms");
     if matches!(ctx.endpoint, Endpoint::Import { .. }) {
@@ -168,6 +171,7 @@ pub fn normalize_event(
         insert_id,
         received_ms: ctx.now_ms,
         properties: props,
+        ip: explicit_ip,
     };
     Ok(Some((token, event)))
 }

@@ -111,13 +111,12 @@ pub fn normalize_posthog(
         time_ms = now_ms;
     }
     // Identifiers PostHog sends that mean something else in Mixpanel's vocabulary, and what
-    // is never stored (the IP, the token).
+    // is never stored (the token). `$ip` goes on to the policy, which never stores it raw.
     for k in [
         "token",
         "distinct_id",
         "$device_id",
         "$user_id",
-        "$ip",
         "$set",
         "$set_once",
     ] {

@@ -247,6 +247,10 @@ pub fn normalize_segment(
     };
     if let Some(Value::Object(ctx)) = m.get("context") {
         context_properties(ctx, &mut props);
+        // For geolocation under the policy only; never stored as sent.
+        if let Some(ip) = ctx.get("ip").filter(|v| v.is_string()) {
+            props.insert("ip".into(), ip.clone());
+        }
     }
     let identity = |props: &mut Map<String, Value>| {
         props.insert(

@@ -16,6 +16,33 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
+mod aggregate;
+mod geo;
+mod identifiers;
+
+pub use aggregate::{PSEUDONYM_PREFIX, pseudonym};
+pub use geo::{Geo, truncate_ip};
+
+/// Consent on record for a scope: granted, withdrawn, or never given.
+pub type ConsentLookup<'a> = &'a dyn Fn(&str) -> Option<bool>;
+/// The salt of the day of an event time.
+pub type SaltLookup<'a> = &'a dyn Fn(i64) -> Option<[u8; 32]>;
+
+/// What the server knows about a record beyond its properties, looked up before the policy
+/// runs (the policy itself stays a pure function).
+#[derive(Default)]
+pub struct Facts<'a> {
+    /// The tier last recorded for the person (sticky: a child stays a child).
+    pub prior: Option<AgeTier>,
+    /// Consent on record for a scope: granted, withdrawn, or never given.
+    pub consent: Option<ConsentLookup<'a>>,
+    /// The salt of the day of an event time, for aggregate-only pseudonyms; `None` when it
+    /// cannot be had (the event is then refused rather than stored with an identifier).
+    pub daily_salt: Option<SaltLookup<'a>>,
+    /// Where the event's IP is, looked up before the IP is dropped.
+    pub geo: Option<Geo>,
+}
+
 /// Browser privacy signals on the request that carried the records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestSignals {
@@ -64,71 +91,27 @@ fn year_of(ms: i64) -> i32 {
 }
 
 impl Policy {
-    /// How the project treats the request's `Sec-GPC` / `DNT` signals; counted in `lint`.
-    pub fn signals(&self, s: RequestSignals, lint: &mut Lint, now_ms: i64) -> SignalEffect {
-        use crate::settings::SignalHandling as H;
-        let mut effect = SignalEffect::None;
-        for (on, handling, name) in [
-            (s.gpc, self.settings.gpc, "gpc"),
-            (s.dnt, self.settings.dnt, "dnt"),
-        ] {
-            if !on {
-                continue;
-            }
-            match handling {
-                H::Ignore => {}
-                H::OptOutOfSale => {
-                    lint.record("(request)", name, "opt_out_of_sale", "any", now_ms);
-                    if effect == SignalEffect::None {
-                        effect = SignalEffect::OptOutOfSale;
-                    }
-                }
-                H::StopAnalytics => {
-                    lint.record("(request)", name, "reject_event", "any", now_ms);
-                    effect = SignalEffect::StopAnalytics;
-                }
-            }
-        }
-        effect
-    }
-
-    /// The keyed hash under which an identifier is suppressed (raw ids are never stored).
-    pub fn suppression_hash(&self, raw: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"canopy-suppression-v1");
-        h.update(self.hash_salt);
-        h.update(raw.as_bytes());
-        h.finalize().into()
-    }
-
-    /// Is any identifier of this event suppressed?
-    fn is_suppressed_event(&self, e: &Event) -> bool {
-        if self.suppressed.is_empty() {
-            return false;
-        }
-        let text = |k: &str| e.properties.get(k).and_then(Value::as_str);
-        let device = text("$device_id").map(|d| format!("$device:{d}"));
-        [
-            Some(e.distinct_id.as_str()),
-            text("$user_id"),
-            text("$device_id"),
-            device.as_deref(),
-            text("$anon_distinct_id"),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|id| !id.is_empty())
-        .any(|id| self.suppressed.contains(&self.suppression_hash(id)))
-    }
-
-    /// The tier of a record whose (flat) properties are `props`.
     /// The record's tier, its jurisdiction, and whether an age was actually given (only then
-    /// is a child tier remembered).
-    fn tier_known(&self, props: &mut Map<String, Value>, time_ms: i64) -> (AgeTier, String, bool) {
+    /// is a child tier remembered). The jurisdiction is `$jurisdiction` when given, else where
+    /// the IP is, else what the client's geolocation properties say, else the project default.
+    fn tier_known(
+        &self,
+        props: &mut Map<String, Value>,
+        time_ms: i64,
+        geo: Option<&Geo>,
+    ) -> (AgeTier, String, bool) {
         let s = &self.settings;
         let age = take_age(props, year_of(time_ms));
         let known = age.is_some();
-        let j = jurisdiction(props, s.default_jurisdiction.as_deref());
+        let explicit = props
+            .get("$jurisdiction")
+            .and_then(Value::as_str)
+            .filter(|j| crate::tier::plausible_jurisdiction(j))
+            .map(str::to_string);
+        let j = explicit
+            .or_else(|| geo.and_then(Geo::jurisdiction))
+            .filter(|j| crate::tier::plausible_jurisdiction(j))
+            .unwrap_or_else(|| jurisdiction(props, s.default_jurisdiction.as_deref()));
         let mut tier = tier_for(age, &j, &s.thresholds);
         if tier == AgeTier::Unknown {
             let children = s.audience != crate::settings::Audience::General;
@@ -138,11 +121,6 @@ impl Policy {
             }
         }
         (tier, j, known)
-    }
-
-    fn tier(&self, props: &mut Map<String, Value>, time_ms: i64) -> (AgeTier, String) {
-        let (tier, j, _) = self.tier_known(props, time_ms);
-        (tier, j)
     }
 
     fn class_of(&self, name: &str) -> Option<PropertyClass> {
@@ -319,44 +297,29 @@ impl Policy {
     }
 
     pub fn apply_event(&self, e: &mut Event, lint: &mut Lint, now_ms: i64) -> Verdict {
-        self.apply_event_sticky(e, lint, now_ms, None, &|_| None).0
+        self.apply_event_with(e, lint, now_ms, &Facts::default()).0
     }
 
-    /// The identifiers an event carries, for sticky tiers (before identity resolves them).
-    pub fn ids_of(e: &Event) -> Vec<String> {
-        let text = |k: &str| e.properties.get(k).and_then(Value::as_str);
-        let mut ids = vec![e.distinct_id.clone()];
-        ids.extend(text("$user_id").map(str::to_string));
-        ids.extend(text("$device_id").map(|d| format!("$device:{d}")));
-        ids.retain(|i| !i.is_empty());
-        ids
-    }
-
-    /// The keyed hash under which a person's sticky tier is kept.
-    pub fn tier_key(&self, raw: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"canopy-tier-v1");
-        h.update(self.hash_salt);
-        h.update(raw.as_bytes());
-        h.finalize().into()
-    }
-
-    /// [`Policy::apply_event`] with the tier last recorded for the person (`prior`): a child
-    /// stays a child whatever later signals say (A3). Returns the child tier to record when it
-    /// is new.
-    pub fn apply_event_sticky(
+    /// [`Policy::apply_event`] with what the server knows (`facts`): the tier last recorded
+    /// for the person — a child stays a child whatever later signals say (A3) —, consent,
+    /// the day's salt and the IP's location. Returns the child tier to record when it is new.
+    pub fn apply_event_with(
         &self,
         e: &mut Event,
         lint: &mut Lint,
         now_ms: i64,
-        prior: Option<AgeTier>,
-        consent: &dyn Fn(&str) -> Option<bool>,
+        facts: &Facts<'_>,
     ) -> (Verdict, Option<AgeTier>) {
+        // Whatever happens next, the IP goes no further than this function.
+        let ip = e.ip.take();
         if self.is_suppressed_event(e) {
             lint.record("(event)", "suppressed", "reject_event", "any", now_ms);
             return (Verdict::Reject("suppressed"), None);
         }
-        let (computed, j, known) = self.tier_known(&mut e.properties, e.time_ms);
+        let prior = facts.prior;
+        let consent = |scope: &str| facts.consent.and_then(|c| c(scope));
+        let (computed, j, known) =
+            self.tier_known(&mut e.properties, e.time_ms, facts.geo.as_ref());
         let remember =
             (known && computed.is_child() && prior != Some(computed)).then_some(computed);
         let tier = match prior {
@@ -395,7 +358,15 @@ impl Policy {
                 return (Verdict::Reject("consent_missing"), remember);
             }
         }
-        (self.apply_tiered(e, lint, now_ms, tier, j), remember)
+        let v = self.apply_tiered(e, lint, now_ms, tier, j, facts);
+        if v == Verdict::Keep {
+            let policy = self.settings.policy(tier);
+            if let Some(g) = &facts.geo {
+                g.stamp(&mut e.properties, policy.geo);
+            }
+            geo::keep_ip(&mut e.properties, ip, policy.ip);
+        }
+        (v, remember)
     }
 
     fn apply_tiered(
@@ -405,14 +376,34 @@ impl Policy {
         now_ms: i64,
         tier: AgeTier,
         j: String,
+        facts: &Facts<'_>,
     ) -> Verdict {
         let policy = self.settings.policy(tier);
         let t = tier.as_str();
-        if tier == AgeTier::MinorInU18 {
-            // DPDP s.9(3): no tracking of Indian minors. Aggregate-only counting is not built
-            // yet, so nothing is kept rather than a per-person stream.
-            lint.record("(event)", "aggregate_only_tier", "reject_event", t, now_ms);
-            return Verdict::Reject("aggregate_only_tier");
+        if policy.aggregate_only {
+            // DPDP s.9(3) and tiers configured alike: counted, never tracked.
+            if aggregate::is_identity_event(e) {
+                lint.record("(event)", "aggregate_only_tier", "reject_event", t, now_ms);
+                return Verdict::Reject("aggregate_only_identity");
+            }
+            let Some(salt) = facts.daily_salt.and_then(|f| f(e.time_ms)) else {
+                lint.record(
+                    "(event)",
+                    "aggregate_salt_unavailable",
+                    "reject_event",
+                    t,
+                    now_ms,
+                );
+                return Verdict::Reject("aggregate_salt_unavailable");
+            };
+            aggregate::pseudonymize(e, &salt);
+            lint.record(
+                "distinct_id",
+                "aggregate_only_tier",
+                "pseudonymize",
+                t,
+                now_ms,
+            );
         }
         if policy.refuse_contact_ids {
             let ids = [
@@ -455,7 +446,14 @@ impl Policy {
         v
     }
 
-    pub fn apply_profile(&self, u: &mut ProfileUpdate, lint: &mut Lint, now_ms: i64) -> Verdict {
+    /// Applies the policy to a profile update; `prior` is the tier on record for the person.
+    pub fn apply_profile(
+        &self,
+        u: &mut ProfileUpdate,
+        lint: &mut Lint,
+        now_ms: i64,
+        prior: Option<AgeTier>,
+    ) -> Verdict {
         if let ProfileTarget::User { distinct_id } = &u.target
             && !self.suppressed.is_empty()
             && self
@@ -468,13 +466,17 @@ impl Policy {
         let is_user = matches!(u.target, ProfileTarget::User { .. });
         // A profile update carries its own signals only when it sets them.
         let mut probe = u.value.as_object().cloned().unwrap_or_default();
-        let (tier, _) = self.tier(&mut probe, u.time_ms);
+        let (computed, _, _) = self.tier_known(&mut probe, u.time_ms, None);
         if !is_user {
             return Verdict::Keep;
         }
+        let tier = match prior {
+            Some(p) if p.is_child() && !computed.is_child() => p,
+            _ => computed,
+        };
         let policy = self.settings.policy(tier);
         let t = tier.as_str();
-        if tier == AgeTier::MinorInU18 {
+        if policy.aggregate_only {
             lint.record(
                 "(profile)",
                 "aggregate_only_tier",
@@ -530,3 +532,5 @@ impl Policy {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_facts;

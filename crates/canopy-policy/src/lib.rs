@@ -13,7 +13,10 @@ mod lint;
 mod settings;
 mod tier;
 
-pub use apply::{Policy, RequestSignals, SignalEffect, Verdict};
+pub use apply::{
+    Facts, Geo, PSEUDONYM_PREFIX, Policy, RequestSignals, SignalEffect, Verdict, pseudonym,
+    truncate_ip,
+};
 pub use classify::builtin_class;
 pub use detect::{Pii, PiiSet, detect, redact};
 pub use lint::{Lint, LintCount, LintKey};

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 pub struct LintKey {
     pub property: String,
     pub rule: String,
-    pub action: &'static str,
-    pub tier: &'static str,
+    pub action: String,
+    pub tier: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -46,29 +46,34 @@ impl Lint {
         let key = LintKey {
             property: safe_name(property),
             rule: rule.to_string(),
-            action,
-            tier,
+            action: action.to_string(),
+            tier: tier.to_string(),
         };
-        let e = self.entries.entry(key).or_insert(LintCount {
+        self.add(
+            key,
+            LintCount {
+                count: 1,
+                first_seen_ms: now_ms,
+                last_seen_ms: now_ms,
+            },
+        );
+    }
+
+    /// Adds `v` to the counter of `k` (a persisted row, or another report's entry).
+    pub fn add(&mut self, k: LintKey, v: LintCount) {
+        let e = self.entries.entry(k).or_insert(LintCount {
             count: 0,
-            first_seen_ms: now_ms,
-            last_seen_ms: now_ms,
+            first_seen_ms: v.first_seen_ms,
+            last_seen_ms: v.last_seen_ms,
         });
-        e.count += 1;
-        e.first_seen_ms = e.first_seen_ms.min(now_ms);
-        e.last_seen_ms = e.last_seen_ms.max(now_ms);
+        e.count += v.count;
+        e.first_seen_ms = e.first_seen_ms.min(v.first_seen_ms);
+        e.last_seen_ms = e.last_seen_ms.max(v.last_seen_ms);
     }
 
     pub fn merge(&mut self, other: Lint) {
         for (k, v) in other.entries {
-            let e = self.entries.entry(k).or_insert(LintCount {
-                count: 0,
-                first_seen_ms: v.first_seen_ms,
-                last_seen_ms: v.last_seen_ms,
-            });
-            e.count += v.count;
-            e.first_seen_ms = e.first_seen_ms.min(v.first_seen_ms);
-            e.last_seen_ms = e.last_seen_ms.max(v.last_seen_ms);
+            self.add(k, v);
         }
     }
 

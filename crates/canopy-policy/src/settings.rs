@@ -105,6 +105,10 @@ pub struct TierPolicy {
     pub refuse_contact_ids: bool,
     /// Days raw data is kept; `None` is "forever", refused for child tiers (A19).
     pub retention_days: Option<u32>,
+    /// Counted, never tracked: events keep only a daily pseudonym, profile updates and
+    /// identity events are refused (DPDP s.9(3) for `minor_in_u18`, where it cannot be off).
+    #[serde(default)]
+    pub aggregate_only: bool,
 }
 
 const CHILD_BLOCKED: [PropertyClass; 9] = [
@@ -132,6 +136,7 @@ impl TierPolicy {
                 technical_profile_only: true,
                 refuse_contact_ids: true,
                 retention_days: Some(90),
+                aggregate_only: tier == AgeTier::MinorInU18,
             };
         }
         match tier {
@@ -150,6 +155,7 @@ impl TierPolicy {
                 technical_profile_only: false,
                 refuse_contact_ids: false,
                 retention_days: Some(365),
+                aggregate_only: false,
             },
             _ => Self {
                 ip: IpMode::Drop,
@@ -160,6 +166,7 @@ impl TierPolicy {
                 technical_profile_only: false,
                 refuse_contact_ids: false,
                 retention_days: Some(760),
+                aggregate_only: false,
             },
         }
     }
@@ -245,11 +252,15 @@ impl PrivacySettings {
         }
         static CHILD: LazyLock<TierPolicy> =
             LazyLock::new(|| TierPolicy::default_for(AgeTier::ChildUsU13));
+        static MINOR_IN: LazyLock<TierPolicy> =
+            LazyLock::new(|| TierPolicy::default_for(AgeTier::MinorInU18));
         static TEEN: LazyLock<TierPolicy> =
             LazyLock::new(|| TierPolicy::default_for(AgeTier::TeenCa13To15));
         static ADULT: LazyLock<TierPolicy> =
             LazyLock::new(|| TierPolicy::default_for(AgeTier::Adult));
-        if tier.is_child() {
+        if tier == AgeTier::MinorInU18 {
+            &MINOR_IN
+        } else if tier.is_child() {
             &CHILD
         } else if tier == AgeTier::TeenCa13To15 {
             &TEEN
@@ -264,6 +275,11 @@ impl PrivacySettings {
             if tier.is_child() && p.retention_days.is_none() {
                 return Err(format!(
                     "privacy.tiers.{name}.retention_days: a child tier must have a finite retention (COPPA 312.10)"
+                ));
+            }
+            if tier == AgeTier::MinorInU18 && !p.aggregate_only {
+                return Err(format!(
+                    "privacy.tiers.{name}.aggregate_only must be true: DPDP s.9(3) forbids tracking or behavioural monitoring of children in India"
                 ));
             }
             if p.retention_days == Some(0) {

@@ -198,6 +198,7 @@ fn pseudo_event(p: &Profile, name: String, insert_id: String) -> Event {
         insert_id,
         received_ms: 0,
         properties: p.state.properties.clone(),
+        ip: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn ev(i: i64, props: Value) -> Record {
         insert_id: format!("ins{i}"),
         received_ms: T0,
         properties: props.as_object().cloned().unwrap_or_default(),
+        ip: None,
     })
 }
 

@@ -19,6 +19,7 @@ fn event(name: &str, t: i64, props: Value) -> Record {
         insert_id: format!("i{t}"),
         received_ms: 0,
         properties: props.as_object().cloned().unwrap_or_default(),
+        ip: None,
     })
 }
 

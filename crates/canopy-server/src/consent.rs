@@ -39,7 +39,34 @@ impl ConsentMemory {
     }
 }
 
-/// What a `$consent` event (or an API call) records, one row per scope.
+/// Verifiable parental consent methods (COPPA, 16 CFR 312.5(b)(2)); a grant by one of these
+/// is marked as such in the ledger.
+pub(crate) const VPC_METHODS: [&str; 8] = [
+    "signed_form",
+    "payment_card",
+    "toll_free_call",
+    "video_conference",
+    "government_id",
+    "knowledge_based_questions",
+    "face_match_to_id",
+    "text_plus",
+];
+
+/// Other ways consent is collected (not sufficient for a child's verifiable consent).
+pub(crate) const OTHER_METHODS: [&str; 5] = [
+    "unspecified",
+    "checkbox",
+    "banner",
+    "email_plus",
+    "in_app_prompt",
+];
+
+fn is_known_method(m: &str) -> bool {
+    VPC_METHODS.contains(&m) || OTHER_METHODS.contains(&m)
+}
+
+/// What a `$consent` event (or an API call) records, one row per scope. An unknown method is
+/// recorded as `unspecified` (events cannot be answered with an error).
 pub(crate) fn records_from(
     keys: &[[u8; 32]],
     props: &serde_json::Map<String, Value>,
@@ -74,7 +101,9 @@ pub(crate) fn records_from(
                 id_hash: *k,
                 scope: s.chars().take(64).collect(),
                 granted,
-                method: text("method", "unspecified"),
+                method: Some(text("method", "unspecified"))
+                    .filter(|m| is_known_method(m))
+                    .unwrap_or_else(|| "unspecified".into()),
                 notice_version: text("notice_version", ""),
                 time_ms: now_ms,
                 evidence_hash: text("evidence_hash", ""),
@@ -121,6 +150,18 @@ pub(crate) fn lookup(
     found
 }
 
+/// The ledger keys of every id of the persons `ids` belong to.
+pub(crate) fn cluster_keys(
+    state: &AppState,
+    resolved: &crate::projects::ResolvedProject,
+    ids: Vec<String>,
+) -> Vec<[u8; 32]> {
+    crate::tiers::whole_clusters(state, resolved.project.id, ids)
+        .iter()
+        .map(|raw| resolved.policy.tier_key(raw))
+        .collect()
+}
+
 pub(crate) fn is_consent_event(e: &Event) -> bool {
     e.name == "$consent"
 }
@@ -150,11 +191,25 @@ pub(crate) async fn post(
     else {
         return Err(ApiError::BadRequest("distinct_id is required".into()));
     };
-    let key = resolved.policy.tier_key(id);
-    let rows = records_from(&[key], obj, "api", state.clock.now_ms());
-    let n = rows.len();
+    if let Some(m) = obj.get("method").and_then(Value::as_str)
+        && !is_known_method(m)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "method {m:?} is not one of: {}",
+            VPC_METHODS
+                .iter()
+                .chain(OTHER_METHODS.iter())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    // Recorded under every id of the person, so it holds whichever id later events carry.
+    let keys = cluster_keys(&state, &resolved, vec![id.to_string()]);
+    let rows = records_from(&keys, obj, "api", state.clock.now_ms());
+    let n = rows.len() / keys.len().max(1);
     record(&state, resolved.project.id, rows)?;
-    Ok(Json(json!({"recorded": n})))
+    Ok(Json(json!({"recorded": n, "ids_covered": keys.len()})))
 }
 
 /// `GET /api/v1/consent?distinct_id=…`: the person's ledger, oldest first.
@@ -171,5 +226,14 @@ pub(crate) async fn get(
         .projects
         .control()
         .consent(resolved.project.id, Some(resolved.policy.tier_key(id)))?;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let vpc = VPC_METHODS.contains(&r.method.as_str());
+            let mut v = json!(r);
+            v["verifiable_parental_consent"] = json!(vpc);
+            v
+        })
+        .collect();
     Ok(Json(json!({"records": rows})))
 }

@@ -13,7 +13,7 @@ use canopy_types::Record;
 use serde_json::{Value, json};
 
 pub(crate) async fn import(State(state): State<AppState>, req: Request<Body>) -> Response {
-    let raw = request::read(req, state.limits.max_body_bytes).await;
+    let raw = request::read(req, state.limits.max_body_bytes, &state.enrichment).await;
     // `project_id` and `strict` come from the query string (the SDKs put them there).
     let query = Params::from_query(&raw.query);
     let project = match state.projects.authenticate(

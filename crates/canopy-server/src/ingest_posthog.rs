@@ -48,7 +48,7 @@ pub(crate) async fn capture(State(state): State<AppState>, req: Request<Body>) -
     } else {
         EVENT_BODY_LIMIT
     };
-    let raw = request::read(req, limit).await;
+    let raw = request::read(req, limit, &state.enrichment).await;
     handle(&state, &raw, false).await
 }
 
@@ -140,7 +140,7 @@ pub(crate) async fn handle(state: &AppState, raw: &RawRequest, engage: bool) -> 
             r.message.clone(),
         );
     }
-    if let Err(e) = store_batch(state, &project, false, raw.signals, records, ENDPOINT).await {
+    if let Err(e) = store_batch(state, &project, false, &raw.facts(true), records, ENDPOINT).await {
         return match e {
             ApiError::Overloaded => error(
                 StatusCode::SERVICE_UNAVAILABLE,

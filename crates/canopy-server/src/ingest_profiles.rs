@@ -26,7 +26,7 @@ async fn profiles(
     kind: ProfileKind,
     endpoint: &'static str,
 ) -> Response {
-    let raw = request::read(req, state.limits.max_body_bytes).await;
+    let raw = request::read(req, state.limits.max_body_bytes, &state.enrichment).await;
     if kind == ProfileKind::User
         && let Ok(body) = &raw.body
         && canopy_ingest::looks_like_posthog(&raw.query, body)

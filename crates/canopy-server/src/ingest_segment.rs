@@ -82,7 +82,12 @@ pub(crate) async fn call(
         );
     }
     let headers = req.headers().clone();
-    let raw = request::read(req, MAX_BATCH_BYTES.max(state.limits.max_body_bytes)).await;
+    let raw = request::read(
+        req,
+        MAX_BATCH_BYTES.max(state.limits.max_body_bytes),
+        &state.enrichment,
+    )
+    .await;
     let body = match &raw.body {
         Ok(b) => b.clone(),
         Err(r) => return rejection(r),
@@ -121,7 +126,8 @@ pub(crate) async fn call(
             }
         }
     }
-    if let Err(e) = store_batch(&state, &project, false, raw.signals, records, ENDPOINT).await {
+    if let Err(e) = store_batch(&state, &project, false, &raw.facts(true), records, ENDPOINT).await
+    {
         return e.into_response();
     }
     let mut body = json!({"success": true});

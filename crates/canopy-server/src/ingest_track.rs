@@ -25,7 +25,7 @@ pub(crate) type Normalizer<'a> =
     dyn Fn(Value, i64) -> Result<Option<(Option<String>, Record)>, Rejection> + Send + Sync + 'a;
 
 pub(crate) async fn track(State(state): State<AppState>, req: Request<Body>) -> Response {
-    let raw = request::read(req, state.limits.max_body_bytes).await;
+    let raw = request::read(req, state.limits.max_body_bytes, &state.enrichment).await;
     if let Ok(body) = &raw.body
         && canopy_ingest::looks_like_posthog(&raw.query, body)
     {
@@ -125,12 +125,14 @@ pub(crate) async fn process(
         group.1.push(record);
         group.0.get_or_insert(resolved);
     }
+    // Mixpanel: `ip=1` says the request's address is the user's; `/import` never does.
+    let facts = raw.facts(decoded.params.ip && endpoint != "import");
     for (project, records) in groups.into_values() {
         let Some(project) = project else { continue };
         // Mixpanel honours `$merge` only from authenticated `/import`.
         let allow_merge = fixed.is_some() && endpoint == "import";
         outcome.accepted +=
-            store_batch(state, &project, allow_merge, raw.signals, records, endpoint).await?;
+            store_batch(state, &project, allow_merge, &facts, records, endpoint).await?;
     }
     Ok((decoded.params, outcome))
 }
@@ -142,7 +144,7 @@ pub(crate) async fn store_batch(
     state: &AppState,
     resolved: &ResolvedProject,
     allow_merge: bool,
-    signals: canopy_policy::RequestSignals,
+    req: &crate::request::RequestFacts,
     records: Vec<Record>,
     endpoint: &'static str,
 ) -> Result<usize, ApiError> {
@@ -156,7 +158,9 @@ pub(crate) async fn store_batch(
         allow_merge,
         replay: false,
     };
-    let records = crate::privacy::apply_policy(state, resolved, signals, records);
+    let mut records = records;
+    attribute_request(req, &mut records);
+    let records = crate::privacy::apply_policy(state, resolved, req, records);
     if records.is_empty() {
         return Ok(n);
     }
@@ -233,4 +237,25 @@ pub(crate) async fn resolve_identities(
 
 pub(crate) fn count_rejected(endpoint: &'static str, reason: Reason, n: u64) {
     metrics::counter!("canopy_ingest_rejected_total", "endpoint" => endpoint, "reason" => reason.label()).increment(n);
+}
+
+/// Gives events the request's address (unless they name their own or opt out with PostHog's
+/// `$geoip_disable`) and the browser / OS its user agent names, for the policy to judge.
+fn attribute_request(req: &crate::request::RequestFacts, records: &mut [Record]) {
+    let ua = req
+        .user_agent
+        .as_deref()
+        .map(crate::enrich::user_agent_properties)
+        .filter(|m| !m.is_empty());
+    for r in records {
+        let Record::Event(e) = r else { continue };
+        if e.properties.get("$geoip_disable") == Some(&Value::Bool(true)) {
+            e.ip = None;
+        } else if e.ip.is_none() {
+            e.ip = req.client_ip;
+        }
+        if let Some(ua) = &ua {
+            crate::enrich::add_user_agent(&mut e.properties, ua);
+        }
+    }
 }

@@ -8,6 +8,8 @@
 
 mod aux;
 mod consent;
+pub mod daily_salts;
+pub mod enrich;
 mod error;
 mod export;
 mod ingest_import;
@@ -15,6 +17,7 @@ mod ingest_posthog;
 mod ingest_profiles;
 mod ingest_segment;
 mod ingest_track;
+mod maintenance;
 mod observability;
 mod persons;
 mod privacy;
@@ -61,7 +64,11 @@ pub struct AppState {
     pub consent: Arc<consent::ConsentMemory>,
     /// Sticky age tiers per project (keyed id hashes → child tier).
     pub tiers: Arc<tiers::TierMemory>,
-    /// Privacy lint counters per project since start (values never).
+    /// Salts of aggregate-only pseudonyms, destroyed 48 hours after their day began.
+    pub salts: Arc<daily_salts::DailySalts>,
+    /// GeoIP database and client-address rules from the config.
+    pub enrichment: Arc<enrich::Enrichment>,
+    /// Privacy lint counters per project not yet written to `control.db` (values never).
     pub lint: Arc<
         parking_lot::Mutex<std::collections::HashMap<canopy_types::ProjectId, canopy_policy::Lint>>,
     >,
@@ -88,6 +95,8 @@ impl AppState {
             admin_token: None,
             shutting_down: Arc::new(AtomicBool::new(false)),
             lint: Arc::default(),
+            salts: Arc::default(),
+            enrichment: Arc::default(),
             tiers: Arc::default(),
             consent: Arc::default(),
         }

@@ -5,25 +5,26 @@
 
 use crate::export::{ProjectParam, authenticate};
 use crate::projects::ResolvedProject;
+use crate::request::RequestFacts;
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use canopy_policy::{Lint, RequestSignals, SignalEffect, Verdict};
-use canopy_types::Record;
+use canopy_policy::{AgeTier, Facts, Geo, Lint, Policy, SignalEffect, Verdict};
+use canopy_types::{ProfileTarget, Record};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub(crate) fn apply_policy(
     state: &AppState,
     resolved: &ResolvedProject,
-    signals: RequestSignals,
+    req: &RequestFacts,
     mut records: Vec<Record>,
 ) -> Vec<Record> {
     let policy = &resolved.policy;
     let now = state.clock.now_ms();
     let mut lint = Lint::default();
-    let effect = policy.signals(signals, &mut lint, now);
+    let effect = policy.signals(req.signals, &mut lint, now);
     if effect == SignalEffect::StopAnalytics {
         metrics::counter!("canopy_policy_rejected_total", "reason" => "privacy_signal")
             .increment(records.len() as u64);
@@ -51,21 +52,35 @@ pub(crate) fn apply_policy(
         }
     };
     let lookups_needed = !tiers.read().is_empty() || !consent.read().is_empty();
-    let mut remembered: Vec<([u8; 32], canopy_policy::AgeTier)> = Vec::new();
+    let salt = |time_ms: i64| match state.salts.salt_for(control, id, time_ms, now) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "aggregate-only salt unavailable");
+            None
+        }
+    };
+    let mut geo_memo: Option<(std::net::IpAddr, Option<Geo>)> = None;
+    let mut geo_of = |ip: Option<std::net::IpAddr>| -> Option<Geo> {
+        let (ip, db) = (ip?, state.enrichment.geoip.as_ref()?);
+        if let Some((last, g)) = &geo_memo
+            && *last == ip
+        {
+            return g.clone();
+        }
+        let g = db.lookup(ip);
+        geo_memo = Some((ip, g.clone()));
+        g
+    };
+    let mut remembered: Vec<(String, AgeTier)> = Vec::new();
     let mut consent_rows = Vec::new();
     records.retain_mut(|r| {
         let verdict = match r {
             Record::Event(e) => {
-                let keys_of = |e: &canopy_types::Event| -> Vec<[u8; 32]> {
-                    canopy_policy::Policy::ids_of(e)
-                        .iter()
-                        .map(|i| policy.tier_key(i))
-                        .collect()
-                };
                 if crate::consent::is_consent_event(e) {
                     // A consent record, not analytics data: into the ledger, not the store.
+                    let keys = crate::consent::cluster_keys(state, resolved, Policy::ids_of(e));
                     consent_rows.extend(crate::consent::records_from(
-                        &keys_of(e),
+                        &keys,
                         &e.properties,
                         "event",
                         now,
@@ -73,26 +88,48 @@ pub(crate) fn apply_policy(
                     lint.record("(event)", "consent_recorded", "ledger", "any", now);
                     return false;
                 }
+                let ids = Policy::ids_of(e);
                 // Hashing every id costs: only when a tier or a consent could be on record.
-                let keys = if lookups_needed {
-                    keys_of(e)
+                let keys: Vec<[u8; 32]> = if lookups_needed {
+                    ids.iter().map(|i| policy.tier_key(i)).collect()
                 } else {
                     Vec::new()
                 };
-                let prior = {
+                let (prior, missing) = {
                     let map = tiers.read();
-                    keys.iter().find_map(|k| map.get(k).copied())
+                    let prior = keys.iter().find_map(|k| map.get(k).copied());
+                    let missing = keys.iter().any(|k| !map.contains_key(k));
+                    (prior, missing)
                 };
                 let map = consent.read();
                 let lookup = |scope: &str| crate::consent::lookup(&map, &keys, scope);
-                let (v, remember) = policy.apply_event_sticky(e, &mut lint, now, prior, &lookup);
-                if let Some(t) = remember {
-                    let keys = if lookups_needed { keys } else { keys_of(e) };
-                    remembered.extend(keys.into_iter().map(|k| (k, t)));
+                let facts = Facts {
+                    prior,
+                    consent: Some(&lookup),
+                    daily_salt: Some(&salt),
+                    geo: geo_of(e.ip),
+                };
+                let (v, remember) = policy.apply_event_with(e, &mut lint, now, &facts);
+                // A child tier learned now, or one on record for an id this event links to
+                // ids without it: remembered for every id of the person.
+                match (remember, prior) {
+                    (Some(t), _) => remembered.extend(ids.into_iter().map(|i| (i, t))),
+                    (None, Some(p)) if p.is_child() && missing => {
+                        remembered.extend(ids.into_iter().map(|i| (i, p)))
+                    }
+                    _ => {}
                 }
                 v
             }
-            Record::Profile(u) => policy.apply_profile(u, &mut lint, now),
+            Record::Profile(u) => {
+                let prior = match &u.target {
+                    ProfileTarget::User { distinct_id } if lookups_needed => {
+                        tiers.read().get(&policy.tier_key(distinct_id)).copied()
+                    }
+                    _ => None,
+                };
+                policy.apply_profile(u, &mut lint, now, prior)
+            }
         };
         match verdict {
             Verdict::Keep => {
@@ -110,44 +147,55 @@ pub(crate) fn apply_policy(
             }
         }
     });
-    if let Err(e) = crate::consent::record(state, resolved.project.id, consent_rows) {
+    if let Err(e) = crate::consent::record(state, id, consent_rows) {
         tracing::error!(error = %e, "recording consent failed");
     }
-    if !remembered.is_empty() {
-        let rows: Vec<([u8; 32], String)> = remembered
-            .iter()
-            .map(|(k, t)| (*k, t.as_str().to_string()))
-            .collect();
-        match state
-            .projects
-            .control()
-            .set_person_tiers(resolved.project.id, &rows, None)
-        {
-            Ok(()) => {
-                let mut map = tiers.write();
-                for (k, t) in remembered {
-                    map.insert(k, t);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "recording sticky tiers failed"),
-        }
-    }
+    remember_tiers(state, resolved, &tiers, remembered);
     if !lint.is_empty() {
         for (k, v) in lint.entries() {
-            metrics::counter!("canopy_policy_actions_total", "action" => k.action, "tier" => k.tier)
+            metrics::counter!("canopy_policy_actions_total", "action" => k.action.clone(), "tier" => k.tier.clone())
                 .increment(v.count);
         }
-        state
-            .lint
-            .lock()
-            .entry(resolved.project.id)
-            .or_default()
-            .merge(lint);
+        state.lint.lock().entry(id).or_default().merge(lint);
     }
     records
 }
 
-/// `GET /api/v1/privacy/lint`: every policy action since the server started.
+/// Records child tiers for every id of each person (their whole identity cluster).
+fn remember_tiers(
+    state: &AppState,
+    resolved: &ResolvedProject,
+    tiers: &crate::tiers::TierMap,
+    remembered: Vec<(String, AgeTier)>,
+) {
+    if remembered.is_empty() {
+        return;
+    }
+    let id = resolved.project.id;
+    let mut rows: Vec<([u8; 32], String)> = Vec::new();
+    let mut by_tier: std::collections::BTreeMap<AgeTier, Vec<String>> = Default::default();
+    for (raw, t) in remembered {
+        by_tier.entry(t).or_default().push(raw);
+    }
+    for (t, ids) in by_tier {
+        for raw in crate::tiers::whole_clusters(state, id, ids) {
+            rows.push((resolved.policy.tier_key(&raw), t.as_str().to_string()));
+        }
+    }
+    match state.projects.control().set_person_tiers(id, &rows, None) {
+        Ok(()) => {
+            let mut map = tiers.write();
+            for (k, t) in rows {
+                if let Ok(t) = t.parse() {
+                    map.insert(k, t);
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "recording sticky tiers failed"),
+    }
+}
+
+/// `GET /api/v1/privacy/lint`: every policy action on record (persisted, plus the last seconds').
 pub(crate) async fn lint(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -156,7 +204,10 @@ pub(crate) async fn lint(
     let project = authenticate(&state, &headers, p.project_id.as_deref())?
         .project
         .id;
-    let lint = state.lint.lock().get(&project).cloned().unwrap_or_default();
+    let mut lint = state.projects.control().lint(project)?;
+    if let Some(pending) = state.lint.lock().get(&project).cloned() {
+        lint.merge(pending);
+    }
     let rows: Vec<Value> = lint
         .entries()
         .map(|(k, v)| {
@@ -248,10 +299,14 @@ fn change_suppressions(
             "distinct_ids must hold between 1 and 5000 ids".into(),
         ));
     }
-    let hashes: Vec<[u8; 32]> = body
+    // Every id of each person: a suppression follows the person, not one of their ids.
+    let ids: Vec<String> = body
         .distinct_ids
-        .iter()
+        .into_iter()
         .filter(|d| !d.is_empty())
+        .collect();
+    let hashes: Vec<[u8; 32]> = crate::tiers::whole_clusters(state, resolved.project.id, ids)
+        .iter()
         .map(|d| resolved.policy.suppression_hash(d))
         .collect();
     let control = state.projects.control();

@@ -11,6 +11,9 @@ pub(crate) struct RawRequest {
     pub authorization: Option<String>,
     /// `Sec-GPC: 1` / `DNT: 1` on the request.
     pub signals: canopy_policy::RequestSignals,
+    /// The client's address (for geolocation under the policy; never stored as is).
+    pub client_ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
     pub body: Result<bytes::Bytes, Rejection>,
 }
 
@@ -26,8 +29,17 @@ fn flag(h: &HeaderMap, name: &str) -> bool {
         .is_some_and(|v| v.trim() == "1")
 }
 
-pub(crate) async fn read(req: Request<Body>, max_body: usize) -> RawRequest {
+pub(crate) async fn read(
+    req: Request<Body>,
+    max_body: usize,
+    enrichment: &crate::enrich::Enrichment,
+) -> RawRequest {
     let (parts, body) = req.into_parts();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client_ip = enrichment.client_ip(&parts.headers, peer);
     let body = axum::body::to_bytes(body, max_body).await.map_err(|_| {
         Rejection::new(
             Reason::BodyTooLarge,
@@ -44,11 +56,23 @@ pub(crate) async fn read(req: Request<Body>, max_body: usize) -> RawRequest {
             gpc: flag(&parts.headers, "sec-gpc"),
             dnt: flag(&parts.headers, "dnt"),
         },
+        client_ip,
+        user_agent: header_str(&parts.headers, header::USER_AGENT),
         body,
     }
 }
 
 impl RawRequest {
+    /// What the policy and enrichment need to know of the request. `use_client_ip`: the
+    /// protocol says the request's address is the user's (Mixpanel `ip=1`, browsers).
+    pub(crate) fn facts(&self, use_client_ip: bool) -> RequestFacts {
+        RequestFacts {
+            signals: self.signals,
+            client_ip: self.client_ip.filter(|_| use_client_ip),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+
     pub(crate) fn parts<'a>(&'a self, body: &'a [u8]) -> canopy_ingest::RequestParts<'a> {
         canopy_ingest::RequestParts {
             query: &self.query,
@@ -57,4 +81,13 @@ impl RawRequest {
             body,
         }
     }
+}
+
+/// What a batch's request says about its records beyond their bodies.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestFacts {
+    pub signals: canopy_policy::RequestSignals,
+    /// The address to attribute events without an explicit `ip` to.
+    pub client_ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
 }

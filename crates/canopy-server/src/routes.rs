@@ -75,13 +75,21 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flag = state.shutting_down.clone();
+    let upkeep = tokio::spawn(crate::maintenance::run(state.clone()));
+    let last = state.clone();
     let app = router(state);
     let service = tower::util::MapRequestLayer::new(normalize_path::<axum::body::Body>).layer(app);
-    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
-    axum::serve(listener, make)
+    // The peer address reaches handlers for geolocation (never logged, never stored raw).
+    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(service);
+    let served = axum::serve(listener, make)
         .with_graceful_shutdown(async move {
             shutdown.await;
             flag.store(true, Ordering::SeqCst);
         })
-        .await
+        .await;
+    upkeep.abort();
+    let _ = tokio::task::spawn_blocking(move || crate::maintenance::once(&last)).await;
+    served
 }

@@ -60,20 +60,49 @@ pub(crate) async fn correct(
         ));
     }
     let key = resolved.policy.tier_key(&c.distinct_id);
+    let keys: Vec<[u8; 32]> = whole_clusters(&state, resolved.project.id, vec![c.distinct_id])
+        .iter()
+        .map(|raw| resolved.policy.tier_key(raw))
+        .collect();
     let reason: String = c.reason.chars().take(500).collect();
     let detail =
         json!({"id_hash": hex::encode(&key[..8]), "tier": tier.as_str(), "reason": reason})
             .to_string();
     let control = state.projects.control();
-    control.set_person_tiers(
-        resolved.project.id,
-        &[(key, tier.as_str().to_string())],
-        Some(&detail),
-    )?;
-    state
-        .tiers
-        .project(control.as_ref(), resolved.project.id)?
-        .write()
-        .insert(key, tier);
+    let rows: Vec<([u8; 32], String)> = keys
+        .iter()
+        .map(|k| (*k, tier.as_str().to_string()))
+        .collect();
+    control.set_person_tiers(resolved.project.id, &rows, Some(&detail))?;
+    let map = state.tiers.project(control.as_ref(), resolved.project.id)?;
+    let mut map = map.write();
+    for k in keys {
+        map.insert(k, tier);
+    }
     Ok(Json(json!({"tier": tier.as_str()})))
+}
+
+/// Every raw id of the identity clusters `ids` belong to, the ids themselves included: a tier,
+/// a consent decision or a suppression recorded for one id of a person holds for all of them.
+pub(crate) fn whole_clusters(
+    state: &AppState,
+    project: ProjectId,
+    ids: Vec<String>,
+) -> Vec<String> {
+    let mut out = ids.clone();
+    for id in &ids {
+        let cluster = state.identity.lookup(project, id).and_then(|p| match p {
+            Some(person) => state.identity.cluster_ids(project, person),
+            None => Ok(Vec::new()),
+        });
+        match cluster {
+            Ok(c) => out.extend(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "identity lookup failed; only the given ids are covered")
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }

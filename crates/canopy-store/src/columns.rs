@@ -285,6 +285,7 @@ pub fn batch_to_events(batch: &RecordBatch, project: ProjectId) -> Result<Vec<Ev
             insert_id: insert.value(row).to_string(),
             received_ms: received.value(row),
             properties,
+            ip: None,
         });
     }
     Ok(out)
@@ -328,6 +329,7 @@ mod tests {
             insert_id: format!("id{i}"),
             received_ms: 5,
             properties: props.as_object().cloned().unwrap_or_default(),
+            ip: None,
         }
     }
 

@@ -123,6 +123,7 @@ mod tests {
             insert_id: "x".into(),
             received_ms: 2,
             properties: props,
+            ip: None,
         };
         let batch = events_to_batch(&[&e]).unwrap();
         let key = Key::generate();

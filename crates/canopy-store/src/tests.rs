@@ -16,6 +16,7 @@ fn ev(i: u64, insert_id: &str) -> Record {
         insert_id: insert_id.into(),
         received_ms: 0,
         properties: props,
+        ip: None,
     })
 }
 

@@ -19,6 +19,10 @@ pub struct Event {
     pub received_ms: i64,
     /// All other properties, as sent.
     pub properties: Map<String, Value>,
+    /// The IP the event is attributed to (`ip` property, or the request's with `ip=1`): only
+    /// for the policy to look up the country and, where a tier allows, keep a (truncated)
+    /// copy. Transient: the WAL codec has no field for it, so it is never written.
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Whose profile an update applies to.

@@ -82,6 +82,7 @@ pub fn decode_records(mut buf: &[u8]) -> Result<Vec<Record>> {
                 insert_id: take_str(r)?,
                 received_ms: take_i64(r)?,
                 properties: take_json_map(r)?,
+                ip: None,
             })),
             KIND_PROFILE => {
                 let project = ProjectId(take_u64(r)?);
@@ -186,6 +187,7 @@ mod tests {
                 insert_id: "abc".into(),
                 received_ms: 1_700_000_000_200,
                 properties: props.clone(),
+                ip: None,
             }),
             Record::Profile(ProfileUpdate {
                 project: ProjectId(3),

@@ -25,6 +25,7 @@ fn ev(i: i64) -> Record {
         insert_id: String::new(),
         received_ms: i,
         properties: Default::default(),
+        ip: None,
     })
 }
 

@@ -22,6 +22,18 @@ pub struct FileConfig {
     pub storage: StorageConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+}
+
+/// Server-wide privacy inputs (per-project rules live in the project settings).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// A MaxMind-format (`.mmdb`) GeoIP City or Country database.
+    pub geoip_db: Option<PathBuf>,
+    /// Header a trusted reverse proxy sets to the client address (e.g. `X-Forwarded-For`).
+    pub client_ip_header: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +95,9 @@ pub struct ServerFlags {
     /// CANOPY_MASTER_KEY (64 hex characters) takes precedence over any file.
     #[arg(long, env = "CANOPY_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// MaxMind-format GeoIP database for country / region / city under the privacy policy.
+    #[arg(long, env = "CANOPY_GEOIP_DB")]
+    pub geoip_db: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -99,6 +114,8 @@ pub struct Config {
     pub dedup_window: Duration,
     pub log_format: String,
     pub log_level: String,
+    pub geoip_db: Option<PathBuf>,
+    pub client_ip_header: Option<String>,
 }
 
 impl Config {
@@ -153,6 +170,11 @@ impl Config {
         if s.compaction_min_segments < 2 {
             bail!("storage.compaction_min_segments must be at least 2");
         }
+        if let Some(h) = &file.privacy.client_ip_header
+            && axum_header_name_invalid(h)
+        {
+            bail!("privacy.client_ip_header {h:?} is not a valid HTTP header name");
+        }
         if !["text", "json"].contains(&file.log.format.as_str()) {
             bail!(
                 "log.format must be \"text\" or \"json\" (got {:?})",
@@ -171,6 +193,8 @@ impl Config {
             dedup_window: Duration::from_secs(s.dedup_window_hours.clamp(1, 24 * 30) * 3600),
             log_format: file.log.format,
             log_level: file.log.level,
+            geoip_db: flags.geoip_db.clone().or(file.privacy.geoip_db),
+            client_ip_header: file.privacy.client_ip_header,
         };
         config.check_paths()?;
         Ok(config)
@@ -204,6 +228,13 @@ pub fn default_key_path(data_dir: &Path) -> PathBuf {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn axum_header_name_invalid(h: &str) -> bool {
+    h.is_empty()
+        || !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

@@ -162,6 +162,22 @@ pub async fn start(config: &Config, lock: File, announce: bool) -> Result<Runnin
         Arc::new(SystemClock),
     );
     state.metrics = metrics;
+    state.enrichment = Arc::new(canopy_server::enrich::Enrichment {
+        geoip: match &config.geoip_db {
+            Some(path) => {
+                Some(canopy_server::enrich::GeoIp::open(path).map_err(anyhow::Error::msg)?)
+            }
+            None => None,
+        },
+        client_ip_header: match &config.client_ip_header {
+            Some(h) => Some(
+                h.to_ascii_lowercase()
+                    .parse()
+                    .context("privacy.client_ip_header")?,
+            ),
+            None => None,
+        },
+    });
     let admin_token = canopy_control::generate_secret();
     write_private(&admin_token_file(&config.data_dir), admin_token.as_bytes())?;
     state.admin_token = Some(Arc::new(admin_token.clone()));

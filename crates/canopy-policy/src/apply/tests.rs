@@ -5,7 +5,7 @@ use serde_json::json;
 
 const NOW: i64 = 1_795_000_000_000; // 2026-11
 
-fn policy(audience: Audience) -> Policy {
+pub(super) fn policy(audience: Audience) -> Policy {
     Policy {
         settings: PrivacySettings {
             audience,
@@ -16,7 +16,7 @@ fn policy(audience: Audience) -> Policy {
     }
 }
 
-fn event(distinct_id: &str, props: Value) -> Event {
+pub(super) fn event(distinct_id: &str, props: Value) -> Event {
     Event {
         project: ProjectId(1),
         name: "Play".into(),
@@ -26,6 +26,7 @@ fn event(distinct_id: &str, props: Value) -> Event {
         insert_id: String::new(),
         received_ms: NOW,
         properties: props.as_object().cloned().unwrap_or_default(),
+        ip: None,
     }
 }
 
@@ -205,30 +206,6 @@ fn tiers_follow_the_shipped_thresholds_and_only_the_band_is_kept() {
 }
 
 #[test]
-fn indian_minors_are_not_tracked_until_aggregate_mode_exists() {
-    let (v, _, lint) = run(
-        &policy(Audience::Mixed),
-        json!({"$age_band": "13-15", "mp_country_code": "IN"}),
-    );
-    assert_eq!(v, Verdict::Reject("aggregate_only_tier"));
-    assert_eq!(lint.count("aggregate_only_tier"), 1);
-    let (v, _, _) = run(&policy(Audience::Mixed), json!({"mp_country_code": "IN"}));
-    assert_eq!(
-        v,
-        Verdict::Reject("aggregate_only_tier"),
-        "unknown age in India is a minor"
-    );
-    let (v, props, _) = run(
-        &policy(Audience::Mixed),
-        json!({"$age_band": "18+", "mp_country_code": "IN"}),
-    );
-    assert_eq!(
-        (v, props["$age_tier"].as_str()),
-        (Verdict::Keep, Some("adult"))
-    );
-}
-
-#[test]
 fn detector_actions_per_tier() {
     let mut p = policy(Audience::General);
     let with = |p: &mut Policy, a: DetectorAction| {
@@ -268,13 +245,16 @@ fn child_profiles_keep_technical_properties_only() {
         modifiers: Map::new(),
     };
     let mut lint = Lint::default();
-    assert_eq!(p.apply_profile(&mut u, &mut lint, NOW), Verdict::Keep);
+    assert_eq!(p.apply_profile(&mut u, &mut lint, NOW, None), Verdict::Keep);
     assert_eq!(u.value, json!({"$os": "iOS", "$age_band": "9-12"}));
     assert_eq!(lint.count("technical_profile_only"), 3);
     let adult = policy(Audience::General);
     let mut a = u.clone();
     a.value = json!({"$email": "mum@example.com"});
-    assert_eq!(adult.apply_profile(&mut a, &mut lint, NOW), Verdict::Keep);
+    assert_eq!(
+        adult.apply_profile(&mut a, &mut lint, NOW, None),
+        Verdict::Keep
+    );
     assert_eq!(a.value["$email"], "mum@example.com");
 }
 
@@ -349,7 +329,7 @@ fn suppressed_people_are_dropped_by_any_of_their_ids() {
         modifiers: Map::new(),
     };
     assert_eq!(
-        p.apply_profile(&mut u, &mut lint, NOW),
+        p.apply_profile(&mut u, &mut lint, NOW, None),
         Verdict::Reject("suppressed")
     );
     assert_eq!(lint.count("suppressed"), 3);
@@ -396,23 +376,49 @@ fn a_child_stays_a_child_whatever_later_signals_say() {
     let mut lint = Lint::default();
     // A first event says 6-8: the child tier is to be remembered.
     let mut e = event("kid-5", json!({"$age_band": "6-8", "level": 1}));
-    let (v, remember) = p.apply_event_sticky(&mut e, &mut lint, NOW, None, &|_| None);
+    let (v, remember) = p.apply_event_with(
+        &mut e,
+        &mut lint,
+        NOW,
+        &Facts {
+            prior: None,
+            consent: Some(&|_| None),
+            ..Default::default()
+        },
+    );
     assert_eq!((v, remember), (Verdict::Keep, Some(AgeTier::ChildUsU13)));
     // Later the same person claims 18+: still a child, nothing new to remember.
     let mut e = event("kid-5", json!({"$age_band": "18+", "level": 2}));
-    let (v, remember) =
-        p.apply_event_sticky(&mut e, &mut lint, NOW, Some(AgeTier::ChildUsU13), &|_| None);
+    let (v, remember) = p.apply_event_with(
+        &mut e,
+        &mut lint,
+        NOW,
+        &Facts {
+            prior: Some(AgeTier::ChildUsU13),
+            consent: Some(&|_| None),
+            ..Default::default()
+        },
+    );
     assert_eq!((v, remember), (Verdict::Keep, None));
     assert_eq!(e.properties["$age_tier"], "child_us_u13");
     assert!(!e.properties.contains_key("level"), "child policy applied");
     assert_eq!(lint.count("sticky_tier"), 1);
     // Unknown age is treated as a child but not remembered as one.
     let mut e = event("someone", json!({}));
-    let (_, remember) = p.apply_event_sticky(&mut e, &mut lint, NOW, None, &|_| None);
+    let (_, remember) = p.apply_event_with(
+        &mut e,
+        &mut lint,
+        NOW,
+        &Facts {
+            prior: None,
+            consent: Some(&|_| None),
+            ..Default::default()
+        },
+    );
     assert_eq!(remember, None);
     assert_eq!(
         Policy::ids_of(&event("d", json!({"$device_id": "x", "$user_id": "u"}))),
-        ["d", "u", "$device:x"]
+        ["$device:x", "d", "u"]
     );
 }
 
@@ -428,25 +434,62 @@ fn consent_is_required_where_the_settings_say_and_withdrawal_stops_everything() 
     let granted: &dyn Fn(&str) -> Option<bool> = &|s| (s == "analytics").then_some(true);
     let withdrawn: &dyn Fn(&str) -> Option<bool> = &|s| (s == "analytics").then_some(false);
     assert_eq!(
-        p.apply_event_sticky(&mut de(), &mut lint, NOW, None, none)
-            .0,
+        p.apply_event_with(
+            &mut de(),
+            &mut lint,
+            NOW,
+            &Facts {
+                prior: None,
+                consent: Some(none),
+                ..Default::default()
+            }
+        )
+        .0,
         Verdict::Reject("consent_missing")
     );
     assert_eq!(
-        p.apply_event_sticky(&mut de(), &mut lint, NOW, None, granted)
-            .0,
+        p.apply_event_with(
+            &mut de(),
+            &mut lint,
+            NOW,
+            &Facts {
+                prior: None,
+                consent: Some(granted),
+                ..Default::default()
+            }
+        )
+        .0,
         Verdict::Keep
     );
     let mut us = event("u", json!({"mp_country_code": "US"}));
     assert_eq!(
-        p.apply_event_sticky(&mut us, &mut lint, NOW, None, none).0,
+        p.apply_event_with(
+            &mut us,
+            &mut lint,
+            NOW,
+            &Facts {
+                prior: None,
+                consent: Some(none),
+                ..Default::default()
+            }
+        )
+        .0,
         Verdict::Keep,
         "opt-out regime"
     );
     let mut us = event("u", json!({"mp_country_code": "US"}));
     assert_eq!(
-        p.apply_event_sticky(&mut us, &mut lint, NOW, None, withdrawn)
-            .0,
+        p.apply_event_with(
+            &mut us,
+            &mut lint,
+            NOW,
+            &Facts {
+                prior: None,
+                consent: Some(withdrawn),
+                ..Default::default()
+            }
+        )
+        .0,
         Verdict::Reject("consent_withdrawn")
     );
     assert_eq!(lint.count("consent_missing:analytics"), 1);
