@@ -10,17 +10,36 @@ import urllib.request
 BIN = os.environ.get("CANOPY_BIN", "target/debug/canopy")
 
 
+GEOIP_WRITER = os.path.join(os.path.dirname(__file__), "..", "geoip", "make-test-mmdb.pl")
+
+
 class CanopyServer:
-    def __init__(self, id_merge="simplified"):
+    def __init__(self, id_merge="simplified", geoip=False):
+        """`geoip`: serve with a test GeoIP database (TEST-NET ranges: 203.0.113.0/24 is
+        San Francisco, 198.51.100.0/24 Bengaluru). The server's log goes to `self.log`."""
         self.tmp = tempfile.TemporaryDirectory()
         self.data = os.path.join(self.tmp.name, "data")
+        self.log = os.path.join(self.tmp.name, "server.log")
         os.makedirs(self.data)
+        self.args = []
+        if geoip:
+            mmdb = os.path.join(self.tmp.name, "geo.mmdb")
+            subprocess.run(["perl", GEOIP_WRITER, mmdb], check=True)
+            config = os.path.join(self.tmp.name, "canopy.toml")
+            with open(config, "w") as f:
+                f.write("[privacy]\ngeoip_db = %s\n" % json.dumps(mmdb))
+            self.args = ["--config", config]
         out = subprocess.run([BIN, "project", "create", "sdk-test", "--json", "--data-dir", self.data,
                               "--id-merge", id_merge],
                              check=True, capture_output=True, text=True)
         self.project = json.loads(out.stdout)
-        self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.start()
+
+    def start(self):
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data] + self.args,
+                                     stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ, RUST_LOG="debug"))
+        log.close()
         deadline = time.time() + 60
         while True:
             try:
@@ -79,6 +98,12 @@ class CanopyServer:
 
     def profile_updates(self):
         return self.get("/api/v1/profile-updates")
+
+    def restart(self):
+        """Stops the server cleanly and starts it again on the same data dir."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self.start()
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)

@@ -17,7 +17,7 @@ CANARIES = ["canary.kid@example.com", "+1 415 555 0142", "4111 1111 1111 1111", 
 
 class ChildPolicy(unittest.TestCase):
     def test_child_pii_is_removed_before_storage_and_counted(self):
-        server = CanopyServer()
+        server = CanopyServer(geoip=True)
         try:
             current = server.get_json("/api/v1/settings")["settings"]
             current["privacy"] = {"audience": "mixed", "schema": {"level": "behavioral", "story": "behavioral"}}
@@ -35,6 +35,7 @@ class ChildPolicy(unittest.TestCase):
                 CANARIES[0]: "as a property name",
                 "first_name": CANARIES[6],
                 "$idfa": "AEBE52E7-03EE-455A-B3C4-E57283966239",
+                "ip": CANARIES[3],  # Mixpanel's explicit IP: geolocated, never stored
             })
             mp.track(CANARIES[0], "Login")  # an email as distinct_id
             mp.people_set("kid-7", {"$email": CANARIES[0], "$name": CANARIES[6], "$os": "iOS"})
@@ -49,6 +50,10 @@ class ChildPolicy(unittest.TestCase):
             self.assertEqual(len(kid), 1)
             props = kid[0]["properties"]
             self.assertEqual((props["$age_tier"], props["level"]), ("child_us_u13", 3))
+            # The IP said San Francisco: a child keeps the country, never the region, city or IP.
+            self.assertEqual((props["mp_country_code"], props["$jurisdiction"]), ("US", "US-CA"))
+            for k in ["$region", "$city", "$ip"]:
+                self.assertNotIn(k, props)
             self.assertEqual(props.get("story"), None)  # nested email: the property goes
             adult = [r for r in rows if r["properties"]["distinct_id"] == "parent-7"][0]["properties"]
             self.assertEqual((adult["$age_tier"], adult["note"]), ("adult", "fine"))
@@ -72,6 +77,45 @@ class ChildPolicy(unittest.TestCase):
                          "pii:url_secret", "unknown_property", "contact_identifier", "technical_profile_only"]:
                 self.assertIn(rule, rules)
             self.assertNotIn("canary", repr(lint).lower())
+            # The server's own log (at debug level) holds none of it either.
+            log = open(server.log, "rb").read()
+            for c in CANARIES:
+                self.assertNotIn(c.encode(), log, c)
+            # The lint report is durable.
+            server.restart()
+            self.assertEqual(server.get_json("/api/v1/privacy/lint")["actions"], lint)
+        finally:
+            server.stop()
+
+
+class IndianMinors(unittest.TestCase):
+    def test_indian_minors_are_counted_under_a_daily_pseudonym_never_tracked(self):
+        server = CanopyServer(geoip=True)
+        try:
+            current = server.get_json("/api/v1/settings")["settings"]
+            current["privacy"] = {"audience": "mixed", "schema": {"level": "behavioral"}}
+            server.put_json("/api/v1/settings", current)
+            u = server.url
+            mp = Mixpanel(server.project["token"], consumer=Consumer(events_url=u + "/track", people_url=u + "/engage"))
+            bengaluru = "198.51.100.9"
+            mp.track("kid-in-1", "Story Read", {"$age_band": "13-15", "level": 1, "ip": bengaluru})
+            mp.track("kid-in-1", "Story Read", {"level": 2, "ip": bengaluru})
+            mp.track("kid-in-2", "Story Read", {"level": 1, "ip": bengaluru})  # unknown age: a minor too
+            mp.track("parent-in", "Story Read", {"$age_band": "18+", "level": 1, "ip": bengaluru})
+            mp.people_set("kid-in-1", {"$os": "Android"})
+            rows = server.export()
+            minors = [r["properties"] for r in rows if r["properties"]["$age_tier"] == "minor_in_u18"]
+            self.assertEqual(len(minors), 3)
+            ids = {m["distinct_id"] for m in minors}
+            self.assertEqual(len(ids), 2, "daily uniques still count two people")
+            self.assertTrue(all(i.startswith("$agg:") for i in ids))
+            self.assertNotIn("kid-in", repr(rows))
+            parent = [r["properties"] for r in rows if r["properties"]["distinct_id"] == "parent-in"]
+            self.assertEqual(parent[0]["$jurisdiction"], "IN-KA")
+            for who in ["kid-in-1", "kid-in-2"]:
+                with self.assertRaises(urllib.error.HTTPError) as e:
+                    server.person(who)
+                self.assertEqual(e.exception.code, 404, who)
         finally:
             server.stop()
 

@@ -322,8 +322,10 @@ impl Policy {
             self.tier_known(&mut e.properties, e.time_ms, facts.geo.as_ref());
         let remember =
             (known && computed.is_child() && prior != Some(computed)).then_some(computed);
+        // A child on record stays that child, unless a new age signal says they are a child
+        // still (another jurisdiction's child tier). Unknown age never overrides the record.
         let tier = match prior {
-            Some(p) if p.is_child() && !computed.is_child() => {
+            Some(p) if p.is_child() && p != computed && !(known && computed.is_child()) => {
                 lint.record(
                     "(event)",
                     "sticky_tier",
@@ -446,13 +448,15 @@ impl Policy {
         v
     }
 
-    /// Applies the policy to a profile update; `prior` is the tier on record for the person.
+    /// Applies the policy to a profile update; `prior` is the tier on record for the person,
+    /// `geo` where the request comes from (when the protocol says it is the user's).
     pub fn apply_profile(
         &self,
         u: &mut ProfileUpdate,
         lint: &mut Lint,
         now_ms: i64,
         prior: Option<AgeTier>,
+        geo: Option<&Geo>,
     ) -> Verdict {
         if let ProfileTarget::User { distinct_id } = &u.target
             && !self.suppressed.is_empty()
@@ -466,12 +470,12 @@ impl Policy {
         let is_user = matches!(u.target, ProfileTarget::User { .. });
         // A profile update carries its own signals only when it sets them.
         let mut probe = u.value.as_object().cloned().unwrap_or_default();
-        let (computed, _, _) = self.tier_known(&mut probe, u.time_ms, None);
+        let (computed, _, known) = self.tier_known(&mut probe, u.time_ms, geo);
         if !is_user {
             return Verdict::Keep;
         }
         let tier = match prior {
-            Some(p) if p.is_child() && !computed.is_child() => p,
+            Some(p) if p.is_child() && !(known && computed.is_child()) => p,
             _ => computed,
         };
         let policy = self.settings.policy(tier);

@@ -53,12 +53,15 @@ pub(crate) const VPC_METHODS: [&str; 8] = [
 ];
 
 /// Other ways consent is collected (not sufficient for a child's verifiable consent).
-pub(crate) const OTHER_METHODS: [&str; 5] = [
+pub(crate) const OTHER_METHODS: [&str; 8] = [
     "unspecified",
     "checkbox",
     "banner",
-    "email_plus",
+    "cookie_banner",
+    "settings_page",
     "in_app_prompt",
+    "email_plus",
+    "api",
 ];
 
 fn is_known_method(m: &str) -> bool {

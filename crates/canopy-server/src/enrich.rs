@@ -170,6 +170,42 @@ mod tests {
         );
     }
 
+    /// Builds the test database with MaxMind's Perl writer (installed by scripts/test-all).
+    pub(crate) fn test_mmdb(dir: &Path) -> std::path::PathBuf {
+        let out = dir.join("test.mmdb");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/geoip/make-test-mmdb.pl");
+        let status = std::process::Command::new("perl")
+            .arg(&script)
+            .arg(&out)
+            .status()
+            .expect("perl");
+        assert!(
+            status.success(),
+            "libmaxmind-db-writer-perl missing? run scripts/test-all"
+        );
+        out
+    }
+
+    #[test]
+    fn geoip_lookups_read_a_database_written_by_maxminds_own_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = GeoIp::open(&test_mmdb(dir.path())).unwrap();
+        let g = db.lookup("203.0.113.77".parse().unwrap()).unwrap();
+        assert_eq!(g.jurisdiction().as_deref(), Some("US-CA"));
+        assert_eq!(g.city.as_deref(), Some("San Francisco"));
+        let g = db.lookup("198.51.100.1".parse().unwrap()).unwrap();
+        assert_eq!(
+            (g.country.as_deref(), g.region.as_deref()),
+            (Some("IN"), Some("Karnataka"))
+        );
+        let g = db.lookup("2001:db8::1".parse().unwrap()).unwrap();
+        assert_eq!(g.jurisdiction().as_deref(), Some("DE-BE"));
+        assert_eq!(db.lookup("10.1.2.3".parse().unwrap()), None);
+        let err = GeoIp::open(&dir.path().join("missing.mmdb")).unwrap_err();
+        assert!(err.contains("missing.mmdb"));
+    }
+
     #[test]
     fn client_properties_win_over_the_user_agent() {
         let mut props = Map::new();

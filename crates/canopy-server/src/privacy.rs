@@ -128,7 +128,8 @@ pub(crate) fn apply_policy(
                     }
                     _ => None,
                 };
-                policy.apply_profile(u, &mut lint, now, prior)
+                let geo = geo_of(req.client_ip);
+                policy.apply_profile(u, &mut lint, now, prior, geo.as_ref())
             }
         };
         match verdict {

@@ -80,5 +80,27 @@ fn consent_gates_opt_in_jurisdictions_and_withdrawal_stops_the_next_request() {
         (Some(false), Some("settings_page"))
     );
     assert!(!ledger.to_string().contains("berlin-kid"));
+    assert_eq!(rows[1]["verifiable_parental_consent"], false);
+
+    // Verifiable parental consent (COPPA 312.5(b)(2)) is marked; unknown methods are refused.
+    let post = |method: &str| {
+        c.post(format!("{u}/api/v1/consent"))
+            .basic_auth(&p.secret, Some(""))
+            .json(&json!({"distinct_id": "kid-9", "scopes": ["analytics"], "granted": true, "method": method}))
+            .send()
+            .unwrap()
+    };
+    let bad = post("a wink");
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().unwrap().contains("signed_form"));
+    assert!(post("signed_form").status().is_success());
+    let ledger: Value = c
+        .get(format!("{u}/api/v1/consent?distinct_id=kid-9"))
+        .basic_auth(&p.secret, Some(""))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ledger["records"][0]["verifiable_parental_consent"], true);
     server.stop();
 }

@@ -245,14 +245,17 @@ fn child_profiles_keep_technical_properties_only() {
         modifiers: Map::new(),
     };
     let mut lint = Lint::default();
-    assert_eq!(p.apply_profile(&mut u, &mut lint, NOW, None), Verdict::Keep);
+    assert_eq!(
+        p.apply_profile(&mut u, &mut lint, NOW, None, None),
+        Verdict::Keep
+    );
     assert_eq!(u.value, json!({"$os": "iOS", "$age_band": "9-12"}));
     assert_eq!(lint.count("technical_profile_only"), 3);
     let adult = policy(Audience::General);
     let mut a = u.clone();
     a.value = json!({"$email": "mum@example.com"});
     assert_eq!(
-        adult.apply_profile(&mut a, &mut lint, NOW, None),
+        adult.apply_profile(&mut a, &mut lint, NOW, None, None),
         Verdict::Keep
     );
     assert_eq!(a.value["$email"], "mum@example.com");
@@ -329,7 +332,7 @@ fn suppressed_people_are_dropped_by_any_of_their_ids() {
         modifiers: Map::new(),
     };
     assert_eq!(
-        p.apply_profile(&mut u, &mut lint, NOW, None),
+        p.apply_profile(&mut u, &mut lint, NOW, None, None),
         Verdict::Reject("suppressed")
     );
     assert_eq!(lint.count("suppressed"), 3);

@@ -195,12 +195,15 @@ fn profile_updates_follow_the_sticky_tier() {
     };
     let mut lint = Lint::default();
     let mut u = update();
-    assert_eq!(p.apply_profile(&mut u, &mut lint, NOW, None), Verdict::Keep);
+    assert_eq!(
+        p.apply_profile(&mut u, &mut lint, NOW, None, None),
+        Verdict::Keep
+    );
     assert_eq!(u.value["favourite"], "owls", "an adult by default");
     let mut u = update();
     let prior = Some(AgeTier::ChildUsU13);
     assert_eq!(
-        p.apply_profile(&mut u, &mut lint, NOW, prior),
+        p.apply_profile(&mut u, &mut lint, NOW, prior, None),
         Verdict::Keep
     );
     assert_eq!(
@@ -210,7 +213,40 @@ fn profile_updates_follow_the_sticky_tier() {
     );
     let mut u = update();
     assert_eq!(
-        p.apply_profile(&mut u, &mut lint, NOW, Some(AgeTier::MinorInU18)),
+        p.apply_profile(&mut u, &mut lint, NOW, Some(AgeTier::MinorInU18), None),
+        Verdict::Reject("aggregate_only_tier")
+    );
+}
+
+#[test]
+fn regression_a_remembered_indian_minor_is_not_turned_into_another_child_tier_by_unknown_age() {
+    // In a mixed project unknown age is itself a child tier (the default jurisdiction's);
+    // that must not replace the stricter tier on record.
+    let p = policy(Audience::Mixed);
+    let mut lint = Lint::default();
+    let mut e = event("kid-in", json!({"level": 1}));
+    let facts = Facts {
+        prior: Some(AgeTier::MinorInU18),
+        daily_salt: Some(&salt_of_day),
+        ..Default::default()
+    };
+    let _ = p.apply_event_with(&mut e, &mut lint, NOW, &facts);
+    assert_eq!(e.properties["$age_tier"], "minor_in_u18");
+    assert!(e.distinct_id.starts_with(PSEUDONYM_PREFIX));
+    let mut u = ProfileUpdate {
+        project: ProjectId(1),
+        target: ProfileTarget::User {
+            distinct_id: "kid-in".into(),
+        },
+        person: PersonKey::NONE,
+        operation: "$set".into(),
+        value: json!({"$os": "Android"}),
+        time_ms: NOW,
+        received_ms: NOW,
+        modifiers: Map::new(),
+    };
+    assert_eq!(
+        p.apply_profile(&mut u, &mut lint, NOW, Some(AgeTier::MinorInU18), None),
         Verdict::Reject("aggregate_only_tier")
     );
 }
