@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let mut events = vec![Event {
             project: ProjectId(1), name: name.into(), time_ms: 0, distinct_id: id(*a),
-            person: PersonKey::NONE, insert_id: String::new(), received_ms: 0,
+            person: PersonKey::NONE, insert_id: String::new(), received_ms: 0, ip: None,
             properties: props.as_object().cloned().unwrap_or_default(),
         }];
         let opts = ResolveOptions { mode, allow_merge: true, replay: false };

@@ -39,9 +39,9 @@ impl ConsentMemory {
     }
 }
 
-/// Verifiable parental consent methods (COPPA, 16 CFR 312.5(b)(2)); a grant by one of these
+/// Verifiable parental consent methods (COPPA, 16 CFR 312.5(b)(2); DPDP Rules r.10); a grant by one of these
 /// is marked as such in the ledger.
-pub(crate) const VPC_METHODS: [&str; 8] = [
+pub(crate) const VPC_METHODS: [&str; 9] = [
     "signed_form",
     "payment_card",
     "toll_free_call",
@@ -50,6 +50,8 @@ pub(crate) const VPC_METHODS: [&str; 8] = [
     "knowledge_based_questions",
     "face_match_to_id",
     "text_plus",
+    // DPDP Rules r.10: an Indian parent's verifiable consent through a virtual token.
+    "digilocker_token",
 ];
 
 /// Other ways consent is collected (not sufficient for a child's verifiable consent).
