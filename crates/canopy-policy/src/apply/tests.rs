@@ -1,5 +1,5 @@
 use super::*;
-use crate::settings::{Audience, TierPolicy};
+use crate::settings::{Audience, DetectorAction, TierPolicy};
 use canopy_types::{PersonKey, ProjectId};
 use serde_json::json;
 
