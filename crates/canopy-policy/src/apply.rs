@@ -5,7 +5,7 @@
 //! property names (A4). Every action is counted in the lint report; values never are.
 
 use crate::classify::{builtin_class, is_default_property};
-use crate::detect::{Pii, detect};
+use crate::detect::is_contact;
 use crate::lint::Lint;
 use crate::settings::{PrivacySettings, PropertyClass};
 use crate::tier::{AgeTier, jurisdiction, take_age, tier_for, unknown_as};
@@ -241,8 +241,7 @@ impl Policy {
                     .flatten(),
             ];
             for id in ids.into_iter().flatten() {
-                let found = detect(id);
-                if found.contains(Pii::Email) || found.contains(Pii::Phone) {
+                if is_contact(id) {
                     lint.record(
                         "distinct_id",
                         "contact_identifier",
@@ -317,18 +316,16 @@ impl Policy {
         }
         if policy.refuse_contact_ids
             && let ProfileTarget::User { distinct_id } = &u.target
+            && is_contact(distinct_id)
         {
-            let found = detect(distinct_id);
-            if found.contains(Pii::Email) || found.contains(Pii::Phone) {
-                lint.record(
-                    "$distinct_id",
-                    "contact_identifier",
-                    "reject_event",
-                    t,
-                    now_ms,
-                );
-                return Verdict::Reject("contact_identifier");
-            }
+            lint.record(
+                "$distinct_id",
+                "contact_identifier",
+                "reject_event",
+                t,
+                now_ms,
+            );
+            return Verdict::Reject("contact_identifier");
         }
         let Value::Object(props) = &mut u.value else {
             return Verdict::Keep;

@@ -3,7 +3,7 @@
 //! with `-` and spaces read as `_`.
 
 use crate::settings::PropertyClass;
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::LazyLock;
 
 const AD_ID: &[&str] = &[

@@ -237,16 +237,29 @@ pub fn detect(s: &str) -> PiiSet {
     if s.len() < 6 {
         return found;
     }
-    if s.contains('@') && EMAIL.is_match(s) {
+    // One pass over the bytes says which detectors could match at all: most property names
+    // and values are short words or small numbers and need none of them.
+    let (mut at, mut colons, mut digit_count, mut dot) = (false, 0usize, 0usize, false);
+    for b in s.bytes() {
+        match b {
+            b'@' => at = true,
+            b':' => colons += 1,
+            b'.' => dot = true,
+            b'0'..=b'9' => digit_count += 1,
+            _ => {}
+        }
+    }
+    if !at && colons == 0 && !dot && digit_count < 4 {
+        return found;
+    }
+    if at && EMAIL.is_match(s) {
         found.insert(Pii::Email);
     }
-    if (s.contains("://") || s.contains("www."))
+    if ((colons > 0 && s.contains("://")) || (dot && s.contains("www.")))
         && URL.find_iter(s).any(|m| url_has_secret(m.as_str()))
     {
         found.insert(Pii::UrlSecret);
     }
-    // Cheap gates first: most property values are short words or small numbers.
-    let digit_count = s.bytes().filter(u8::is_ascii_digit).count();
     if digit_count >= 4 {
         if SSN.captures_iter(s).any(|c| ssn_valid(&c[1], &c[2], &c[3])) {
             found.insert(Pii::UsSsn);
@@ -292,7 +305,7 @@ pub fn detect(s: &str) -> PiiSet {
             found.insert(Pii::Phone);
         }
     }
-    if s.contains("::") || s.matches(':').count() >= 2 {
+    if colons >= 2 {
         let v6 = IPV6.find_iter(s).any(|m| {
             let t = m.as_str().trim_matches(':');
             m.as_str().matches(':').count() >= 2
@@ -304,6 +317,27 @@ pub fn detect(s: &str) -> PiiSet {
         }
     }
     found
+}
+
+thread_local! {
+    /// The last identifier checked on this thread: a batch is mostly one person's events.
+    static LAST_CONTACT_CHECK: std::cell::RefCell<Option<(String, bool)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Is `id` an email address or a phone number (contact details used as an identifier)?
+pub fn is_contact(id: &str) -> bool {
+    LAST_CONTACT_CHECK.with(|last| {
+        if let Some((prev, answer)) = &*last.borrow()
+            && prev == id
+        {
+            return *answer;
+        }
+        let found = detect(id);
+        let answer = found.contains(Pii::Email) || found.contains(Pii::Phone);
+        *last.borrow_mut() = Some((id.to_string(), answer));
+        answer
+    })
 }
 
 /// `s` with every detected span replaced by `[redacted:<kind>]`, and URL queries that carry

@@ -3,15 +3,34 @@
 //! personal data are reported by their detector kind.
 
 use crate::detect::detect;
+use hashbrown::{Equivalent, HashMap};
 use serde::Serialize;
-use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct LintKey {
     pub property: String,
     pub rule: String,
     pub action: String,
     pub tier: String,
+}
+
+/// A [`LintKey`] by reference: counting an action already seen allocates nothing. Field order
+/// and types hash exactly as `LintKey`'s (`String` hashes as `str`).
+#[derive(Hash)]
+struct KeyRef<'a> {
+    property: &'a str,
+    rule: &'a str,
+    action: &'a str,
+    tier: &'a str,
+}
+
+impl Equivalent<LintKey> for KeyRef<'_> {
+    fn equivalent(&self, k: &LintKey) -> bool {
+        self.property == k.property
+            && self.rule == k.rule
+            && self.action == k.action
+            && self.tier == k.tier
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,14 +42,16 @@ pub struct LintCount {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lint {
-    entries: BTreeMap<LintKey, LintCount>,
+    entries: HashMap<LintKey, LintCount>,
 }
 
-/// A property name fit for the report.
-pub fn safe_name(name: &str) -> String {
-    match detect(name).iter().next() {
-        Some(kind) => format!("[{}]", kind.label()),
-        None => name.chars().take(255).collect(),
+const MAX_NAME_CHARS: usize = 255;
+
+impl LintCount {
+    fn add(&mut self, v: LintCount) {
+        self.count += v.count;
+        self.first_seen_ms = self.first_seen_ms.min(v.first_seen_ms);
+        self.last_seen_ms = self.last_seen_ms.max(v.last_seen_ms);
     }
 }
 
@@ -43,32 +64,49 @@ impl Lint {
         tier: &'static str,
         now_ms: i64,
     ) {
+        let one = LintCount {
+            count: 1,
+            first_seen_ms: now_ms,
+            last_seen_ms: now_ms,
+        };
+        let redacted;
+        let property = match detect(property).iter().next() {
+            Some(kind) => {
+                redacted = format!("[{}]", kind.label());
+                redacted.as_str()
+            }
+            None => match property.char_indices().nth(MAX_NAME_CHARS) {
+                Some((end, _)) => &property[..end],
+                None => property,
+            },
+        };
+        let key = KeyRef {
+            property,
+            rule,
+            action,
+            tier,
+        };
+        if let Some(c) = self.entries.get_mut(&key) {
+            c.add(one);
+            return;
+        }
         let key = LintKey {
-            property: safe_name(property),
+            property: property.to_string(),
             rule: rule.to_string(),
             action: action.to_string(),
             tier: tier.to_string(),
         };
-        self.add(
-            key,
-            LintCount {
-                count: 1,
-                first_seen_ms: now_ms,
-                last_seen_ms: now_ms,
-            },
-        );
+        self.entries.insert(key, one);
     }
 
     /// Adds `v` to the counter of `k` (a persisted row, or another report's entry).
     pub fn add(&mut self, k: LintKey, v: LintCount) {
-        let e = self.entries.entry(k).or_insert(LintCount {
-            count: 0,
-            first_seen_ms: v.first_seen_ms,
-            last_seen_ms: v.last_seen_ms,
-        });
-        e.count += v.count;
-        e.first_seen_ms = e.first_seen_ms.min(v.first_seen_ms);
-        e.last_seen_ms = e.last_seen_ms.max(v.last_seen_ms);
+        match self.entries.get_mut(&k) {
+            Some(c) => c.add(v),
+            None => {
+                self.entries.insert(k, v);
+            }
+        }
     }
 
     pub fn merge(&mut self, other: Lint) {
@@ -81,8 +119,11 @@ impl Lint {
         self.entries.is_empty()
     }
 
+    /// The counters, ordered by key.
     pub fn entries(&self) -> impl Iterator<Item = (&LintKey, &LintCount)> {
-        self.entries.iter()
+        let mut all: Vec<_> = self.entries.iter().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.into_iter()
     }
 
     pub fn count(&self, rule: &str) -> u64 {

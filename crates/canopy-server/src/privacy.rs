@@ -88,8 +88,13 @@ pub(crate) fn apply_policy(
                     lint.record("(event)", "consent_recorded", "ledger", "any", now);
                     return false;
                 }
-                let ids = Policy::ids_of(e);
-                // Hashing every id costs: only when a tier or a consent could be on record.
+                // The ids (and their hashes) cost: only when a tier or a consent could be on
+                // record, or the event carries an age that may make a child tier to remember.
+                let ids = if lookups_needed || Policy::states_age(e) {
+                    Policy::ids_of(e)
+                } else {
+                    Vec::new()
+                };
                 let keys: Vec<[u8; 32]> = if lookups_needed {
                     ids.iter().map(|i| policy.tier_key(i)).collect()
                 } else {

@@ -179,8 +179,13 @@ impl Policy {
                 lint.record(k, &format!("pii:{}", h.label()), action, t, now_ms);
             }
         }
-        for k in remove {
-            props.remove(&k);
+        // Many properties go for a child: one pass beats a tree search per removal.
+        if remove.len() > 2 {
+            props.retain(|k, _| !remove.contains(k));
+        } else {
+            for k in remove {
+                props.remove(&k);
+            }
         }
         Verdict::Keep
     }

@@ -79,6 +79,13 @@ impl Policy {
         ids
     }
 
+    /// Does the event state an age (so that it may make a child tier to remember)?
+    pub fn states_age(e: &Event) -> bool {
+        ["$age_band", "$age", "$birth_year"]
+            .iter()
+            .any(|k| e.properties.contains_key(*k))
+    }
+
     /// The keyed hash under which a person's sticky tier is kept.
     pub fn tier_key(&self, raw: &str) -> [u8; 32] {
         let mut h = Sha256::new();

@@ -1,4 +1,5 @@
 use super::*;
+use crate::detect::detect;
 use crate::settings::{Audience, DetectorAction, TierPolicy};
 use canopy_types::{PersonKey, ProjectId};
 use serde_json::json;
