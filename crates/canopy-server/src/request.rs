@@ -40,7 +40,7 @@ pub(crate) async fn read(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     let client_ip = enrichment.client_ip(&parts.headers, peer);
-    let body = axum::body::to_bytes(body, max_body).await.map_err(|_| {
+    let body = read_bounded(body, max_body).await.ok_or_else(|| {
         Rejection::new(
             Reason::BodyTooLarge,
             "body",
@@ -60,6 +60,31 @@ pub(crate) async fn read(
         user_agent: header_str(&parts.headers, header::USER_AGENT),
         body,
     }
+}
+
+/// How much of an oversized body is read and discarded so the client, still sending, gets the
+/// answer instead of a reset connection (SDKs retry on a reset; they drop on a clear 200 "0").
+const DRAIN_BYTES: usize = 32 << 20;
+
+/// The body, or `None` when it exceeds `max` (then up to [`DRAIN_BYTES`] more are discarded).
+async fn read_bounded(body: Body, max: usize) -> Option<bytes::Bytes> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return None };
+        seen = seen.saturating_add(chunk.len());
+        if seen > max {
+            if seen > max.saturating_add(DRAIN_BYTES) {
+                return None;
+            }
+            buf.clear();
+            continue;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    (seen <= max).then(|| buf.freeze())
 }
 
 impl RawRequest {

@@ -1,0 +1,12 @@
+//! Analytics reports (issue #5): the sequence operators behind funnels, retention and flows,
+//! as pure functions over one person's time-ordered events. The scans that feed them (over the
+//! person-sorted segments, through DataFusion) and the report APIs build on these.
+//! Definitions, with their edge cases, are in `docs/query-semantics.md`.
+
+pub mod flows;
+pub mod funnel;
+pub mod retention;
+
+pub use flows::{Direction, FlowSpec, Flows};
+pub use funnel::{Conversion, FunnelSpec, Order, StepEvent};
+pub use retention::{Kind, RetentionEvent, RetentionSpec, RetentionTable};
