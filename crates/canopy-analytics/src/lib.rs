@@ -5,8 +5,21 @@
 
 pub mod flows;
 pub mod funnel;
+pub mod funnel_report;
 pub mod retention;
 
 pub use flows::{Direction, FlowSpec, Flows};
 pub use funnel::{Conversion, FunnelSpec, Order, StepEvent};
 pub use retention::{Kind, RetentionEvent, RetentionSpec, RetentionTable};
+
+pub use funnel_report::{FunnelReport, FunnelRequest, funnel};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsError {
+    #[error("invalid query: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Query(#[from] canopy_query::QueryError),
+}
+
+pub type Result<T, E = AnalyticsError> = std::result::Result<T, E>;

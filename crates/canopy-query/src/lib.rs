@@ -12,11 +12,13 @@ mod identity_udf;
 mod keys;
 mod ndjson;
 mod profiles;
+mod sequences;
 mod table;
 mod tail;
 
 pub use export::{ExportBackend, ExportRequest, ExportStream};
 pub use profiles::{Profile, Profiles};
+pub use sequences::{SequenceRequest, SequenceRow};
 pub use table::{CanopyTable, QueryEngine};
 
 #[derive(Debug, thiserror::Error)]

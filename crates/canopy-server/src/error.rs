@@ -40,6 +40,15 @@ impl From<canopy_query::QueryError> for ApiError {
     }
 }
 
+impl From<canopy_analytics::AnalyticsError> for ApiError {
+    fn from(e: canopy_analytics::AnalyticsError) -> Self {
+        match e {
+            canopy_analytics::AnalyticsError::Invalid(m) => ApiError::BadRequest(m),
+            canopy_analytics::AnalyticsError::Query(q) => q.into(),
+        }
+    }
+}
+
 impl From<canopy_identity::IdentityError> for ApiError {
     fn from(e: canopy_identity::IdentityError) -> Self {
         ApiError::Internal(e.to_string())

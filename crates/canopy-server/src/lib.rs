@@ -23,6 +23,7 @@ mod persons;
 mod privacy;
 mod project_cache;
 mod projects;
+mod reports;
 mod request;
 mod respond;
 mod routes;

@@ -3,7 +3,7 @@
 use crate::observability::{log_requests, normalize_path};
 use crate::{
     AppState, aux, consent, export, ingest_import, ingest_posthog, ingest_profiles, ingest_segment,
-    ingest_track, persons, privacy, tiers,
+    ingest_track, persons, privacy, reports, tiers,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/persons/tier", axum::routing::put(tiers::correct))
         .route("/api/v1/consent", get(consent::get).post(consent::post))
         .route("/api/v1/privacy/lint", get(privacy::lint))
+        .route("/api/v1/query/funnel", post(reports::funnel))
         .route(
             "/api/v1/suppressions",
             get(privacy::suppressions)

@@ -1,0 +1,26 @@
+//! Analytics reports over the native JSON API (issue #5): `POST /api/v1/query/funnel`.
+//! Definitions in `docs/query-semantics.md`; the operators in `canopy-analytics`.
+
+use crate::export::{ProjectParam, authenticate};
+use crate::{ApiError, AppState};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use canopy_analytics::{FunnelReport, FunnelRequest};
+
+/// `POST /api/v1/query/funnel` `{"from_ms", "to_ms", "steps": [{"event", "where"?}],
+/// "window_ms", "order"?, "exclusions"?: [{"event", "after_step"}], "hold_constant"?}`.
+pub(crate) async fn funnel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+    body: axum::body::Bytes,
+) -> Result<Json<FunnelReport>, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let mut req: FunnelRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("funnel: {e}")))?;
+    req.project = project;
+    Ok(Json(canopy_analytics::funnel(&state.queries, &req).await?))
+}
