@@ -7,12 +7,14 @@ pub mod flows;
 pub mod funnel;
 pub mod funnel_report;
 pub mod retention;
+pub mod retention_report;
 
 pub use flows::{Direction, FlowSpec, Flows};
 pub use funnel::{Conversion, FunnelSpec, Order, StepEvent};
 pub use retention::{Kind, RetentionEvent, RetentionSpec, RetentionTable};
 
 pub use funnel_report::{FunnelReport, FunnelRequest, funnel};
+pub use retention_report::{RetentionReport, RetentionRequest, retention};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyticsError {

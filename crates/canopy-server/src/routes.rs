@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/consent", get(consent::get).post(consent::post))
         .route("/api/v1/privacy/lint", get(privacy::lint))
         .route("/api/v1/query/funnel", post(reports::funnel))
+        .route("/api/v1/query/retention", post(reports::retention))
         .route(
             "/api/v1/suppressions",
             get(privacy::suppressions)

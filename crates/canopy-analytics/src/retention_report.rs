@@ -1,0 +1,207 @@
+//! The retention report (issue #5): people born (a first or every birth event) in a range,
+//! grouped into cohorts by day, week or month of birth in the project's time zone, and how
+//! many came back in each bracket after birth. Rules in `docs/query-semantics.md`; the
+//! per-person operator is `retention.rs`.
+
+use crate::funnel_report::StepDef;
+use crate::retention::{Kind, RetentionEvent, RetentionSpec, RetentionTable};
+use crate::{AnalyticsError, Result};
+use canopy_expr::Expr;
+use canopy_query::{QueryEngine, SequenceRequest};
+use canopy_types::ProjectId;
+use chrono::{Datelike, TimeZone};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionRequest {
+    #[serde(skip)]
+    pub project: ProjectId,
+    /// IANA zone of the cohorts (the project's setting, filled by the server).
+    #[serde(skip)]
+    pub timezone: String,
+    /// Births in `[from_ms, to_ms)` make cohorts.
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub born: StepDef,
+    /// The return event; the birth event when absent.
+    #[serde(default)]
+    pub returned: Option<StepDef>,
+    /// `day`, `week` or `month` (30 days): both the cohort grouping and the bracket length.
+    pub unit: String,
+    /// Brackets reported after birth (bracket 0 included).
+    pub brackets: usize,
+    /// `first_time` (default) or `recurring`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub unbounded: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Cohort {
+    /// The cohort's first day, `YYYY-MM-DD` in the project's time zone.
+    pub date: String,
+    pub people: u64,
+    /// People who returned in each bracket.
+    pub counts: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RetentionReport {
+    pub cohorts: Vec<Cohort>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+const MAX_ROWS: usize = 200_000_000;
+
+fn filter(s: &StepDef) -> Result<Option<Expr>> {
+    match s.where_expr.as_deref().map(str::trim) {
+        Some(w) if !w.is_empty() => canopy_expr::parse(w)
+            .map(Some)
+            .map_err(|e| AnalyticsError::Invalid(format!("{:?}: where: {e}", s.event))),
+        _ => Ok(None),
+    }
+}
+
+/// The cohort key of a time: the local date (days since 1970-01-01) starting its unit.
+fn cohort_start(tz: &chrono_tz::Tz, unit: &str, t: i64) -> i64 {
+    let Some(local) = tz.timestamp_millis_opt(t).single() else {
+        return t.div_euclid(DAY_MS);
+    };
+    let date = local.date_naive();
+    let start = match unit {
+        "week" => date - chrono::Days::new(u64::from(date.weekday().num_days_from_monday())),
+        "month" => date.with_day(1).unwrap_or(date),
+        _ => date,
+    };
+    start
+        .signed_duration_since(chrono::NaiveDate::default())
+        .num_days()
+}
+
+pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<RetentionReport> {
+    let unit_ms = match req.unit.as_str() {
+        "day" => DAY_MS,
+        "week" => 7 * DAY_MS,
+        "month" => 30 * DAY_MS,
+        u => {
+            return Err(AnalyticsError::Invalid(format!(
+                "unit must be day, week or month (got {u:?})"
+            )));
+        }
+    };
+    if !(1..=400).contains(&req.brackets) {
+        return Err(AnalyticsError::Invalid(
+            "brackets must be between 1 and 400".into(),
+        ));
+    }
+    if req.to_ms <= req.from_ms {
+        return Err(AnalyticsError::Invalid(
+            "to_ms must be after from_ms".into(),
+        ));
+    }
+    let kind = match req.kind.as_deref().unwrap_or("first_time") {
+        "first_time" => Kind::FirstTime,
+        "recurring" => Kind::Recurring,
+        k => {
+            return Err(AnalyticsError::Invalid(format!(
+                "kind must be first_time or recurring (got {k:?})"
+            )));
+        }
+    };
+    let tz: chrono_tz::Tz = req
+        .timezone
+        .parse()
+        .map_err(|_| AnalyticsError::Invalid(format!("unknown time zone {:?}", req.timezone)))?;
+    let returned = req.returned.clone().unwrap_or_else(|| req.born.clone());
+    let (born_filter, return_filter) = (filter(&req.born)?, filter(&returned)?);
+    let mut names = vec![req.born.event.clone(), returned.event.clone()];
+    names.dedup();
+    // First-time retention needs every earlier birth to know which is the first: scan from
+    // the beginning of time for births; returns only matter until the last bracket closes.
+    let scan_from = if kind == Kind::FirstTime {
+        0
+    } else {
+        req.from_ms
+    };
+    let horizon = unit_ms.saturating_mul(req.brackets as i64);
+    let rows = engine
+        .sequences(&SequenceRequest {
+            project: req.project,
+            from_ms: scan_from,
+            to_ms: req.to_ms.saturating_add(horizon),
+            events: names.clone(),
+            with_properties: born_filter.is_some() || return_filter.is_some(),
+            max_rows: MAX_ROWS,
+        })
+        .await?;
+    let spec = RetentionSpec {
+        kind,
+        unit_ms,
+        brackets: req.brackets,
+        unbounded: req.unbounded,
+        from_ms: req.from_ms,
+        to_ms: req.to_ms,
+    };
+    let passes =
+        |f: &Option<Expr>, p: Option<&serde_json::Map<String, serde_json::Value>>| match (f, p) {
+            (Some(f), Some(p)) => canopy_expr::matches(f, p),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+    let bucket = |t: i64| cohort_start(&tz, &req.unit, t);
+    let mut table = RetentionTable::default();
+    let mut person_events: Vec<RetentionEvent> = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let person = rows[i].person;
+        person_events.clear();
+        while i < rows.len() && rows[i].person == person {
+            let r = &rows[i];
+            let name = names[usize::from(r.event)].as_str();
+            let props = r.properties.as_ref();
+            person_events.push(RetentionEvent {
+                time_ms: r.time_ms,
+                birth: name == req.born.event && passes(&born_filter, props),
+                returned: name == returned.event && passes(&return_filter, props),
+            });
+            i += 1;
+        }
+        spec.add_person(&person_events, &bucket, &mut table);
+    }
+    let cohorts = table
+        .cohorts
+        .into_iter()
+        .map(|(day, (people, counts))| Cohort {
+            date: (chrono::NaiveDate::default() + chrono::Days::new(day.max(0) as u64))
+                .format("%Y-%m-%d")
+                .to_string(),
+            people,
+            counts,
+        })
+        .collect();
+    Ok(RetentionReport { cohorts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cohorts_start_on_the_local_day_week_and_month() {
+        let kolkata: chrono_tz::Tz = "Asia/Kolkata".parse().unwrap();
+        // 2026-11-22T20:00Z is 01:30 on the 23rd in India (a Monday).
+        let t = 1_795_377_600_000;
+        let day = |d: &str| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .unwrap()
+                .signed_duration_since(chrono::NaiveDate::default())
+                .num_days()
+        };
+        assert_eq!(cohort_start(&kolkata, "day", t), day("2026-11-23"));
+        assert_eq!(cohort_start(&chrono_tz::UTC, "day", t), day("2026-11-22"));
+        assert_eq!(cohort_start(&kolkata, "week", t), day("2026-11-23"));
+        assert_eq!(cohort_start(&chrono_tz::UTC, "week", t), day("2026-11-16"));
+        assert_eq!(cohort_start(&kolkata, "month", t), day("2026-11-01"));
+    }
+}

@@ -1,0 +1,81 @@
+//! Retention end to end against the real binary: cohorts by day of first birth in the
+//! project's time zone, brackets measured from the birth time, bounded and unbounded.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Server, create_project};
+use serde_json::{Value, json};
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+#[test]
+fn retention_cohorts_and_brackets() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let p = create_project(&data, "retention");
+    let server = Server::start(&data);
+    let u = server.url.clone();
+    let base = 1_790_000_000_000 - 1_790_000_000_000 % DAY + 10 * HOUR;
+    let mut n = 0;
+    let mut ev = |name: &str, who: &str, t: i64| {
+        n += 1;
+        json!({"event": name, "properties": {"distinct_id": who, "time": t,
+               "$insert_id": format!("r{n}")}})
+    };
+    let events = vec![
+        ev("Signup", "p1", base),
+        ev("Play", "p1", base + HOUR),
+        ev("Play", "p1", base + 26 * HOUR),
+        ev("Signup", "p2", base + 2 * HOUR),
+        ev("Play", "p2", base + 52 * HOUR),
+        ev("Signup", "p3", base + DAY),
+    ];
+    let c = reqwest::blocking::Client::new();
+    let r = c
+        .post(format!("{u}/import?strict=1"))
+        .basic_auth(&p.secret, Some(""))
+        .json(&events)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    let query = |unbounded: bool| -> Value {
+        let r = c
+            .post(format!("{u}/api/v1/query/retention"))
+            .basic_auth(&p.secret, Some(""))
+            .json(
+                &json!({"from_ms": base - 10 * HOUR, "to_ms": base + 3 * DAY,
+                          "born": {"event": "Signup"}, "returned": {"event": "Play"},
+                          "unit": "day", "brackets": 3, "unbounded": unbounded}),
+            )
+            .send()
+            .unwrap();
+        assert!(r.status().is_success());
+        r.json().unwrap()
+    };
+    let bounded = query(false);
+    let cohorts = bounded["cohorts"].as_array().unwrap();
+    assert_eq!(cohorts.len(), 2, "{bounded}");
+    assert_eq!(
+        (cohorts[0]["people"].as_u64(), &cohorts[0]["counts"]),
+        (Some(2), &json!([1, 1, 1]))
+    );
+    assert_eq!(
+        (cohorts[1]["people"].as_u64(), &cohorts[1]["counts"]),
+        (Some(1), &json!([0, 0, 0]))
+    );
+    let unbounded = query(true);
+    assert_eq!(unbounded["cohorts"][0]["counts"], json!([2, 2, 1]));
+    // A client mistake is a 400 with the reason.
+    let r = c
+        .post(format!("{u}/api/v1/query/retention"))
+        .basic_auth(&p.secret, Some(""))
+        .json(&json!({"from_ms": 0, "to_ms": 1, "born": {"event": "Signup"}, "unit": "year", "brackets": 3}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("unit must be"));
+    server.stop();
+}
