@@ -4,6 +4,7 @@
 //! Definitions, with their edge cases, are in `docs/query-semantics.md`.
 
 pub mod flows;
+pub mod flows_report;
 pub mod funnel;
 pub mod funnel_report;
 pub mod retention;
@@ -13,6 +14,7 @@ pub use flows::{Direction, FlowSpec, Flows};
 pub use funnel::{Conversion, FunnelSpec, Order, StepEvent};
 pub use retention::{Kind, RetentionEvent, RetentionSpec, RetentionTable};
 
+pub use flows_report::{FlowsReport, FlowsRequest, flows};
 pub use funnel_report::{FunnelReport, FunnelRequest, funnel};
 pub use retention_report::{RetentionReport, RetentionRequest, retention};
 

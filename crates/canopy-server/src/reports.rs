@@ -1,5 +1,5 @@
-//! Analytics reports over the native JSON API (issue #5): `POST /api/v1/query/funnel` and
-//! `POST /api/v1/query/retention`.
+//! Analytics reports over the native JSON API (issue #5): `POST /api/v1/query/funnel`,
+//! `POST /api/v1/query/retention` and `POST /api/v1/query/flows`.
 //! Definitions in `docs/query-semantics.md`; the operators in `canopy-analytics`.
 
 use crate::export::{ProjectParam, authenticate};
@@ -7,7 +7,9 @@ use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use canopy_analytics::{FunnelReport, FunnelRequest, RetentionReport, RetentionRequest};
+use canopy_analytics::{
+    FlowsReport, FlowsRequest, FunnelReport, FunnelRequest, RetentionReport, RetentionRequest,
+};
 
 /// `POST /api/v1/query/funnel` `{"from_ms", "to_ms", "steps": [{"event", "where"?}],
 /// "window_ms", "order"?, "exclusions"?: [{"event", "after_step"}], "hold_constant"?}`.
@@ -45,4 +47,21 @@ pub(crate) async fn retention(
     Ok(Json(
         canopy_analytics::retention(&state.queries, &req).await?,
     ))
+}
+
+/// `POST /api/v1/query/flows` `{"from_ms", "to_ms", "anchor", "events", "steps",
+/// "direction"?: "after"|"before", "all_anchors"?, "keep_repeats"?}`: Sankey links.
+pub(crate) async fn flows(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+    body: axum::body::Bytes,
+) -> Result<Json<FlowsReport>, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let mut req: FlowsRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("flows: {e}")))?;
+    req.project = project;
+    Ok(Json(canopy_analytics::flows(&state.queries, &req).await?))
 }

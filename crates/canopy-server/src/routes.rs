@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/privacy/lint", get(privacy::lint))
         .route("/api/v1/query/funnel", post(reports::funnel))
         .route("/api/v1/query/retention", post(reports::retention))
+        .route("/api/v1/query/flows", post(reports::flows))
         .route(
             "/api/v1/suppressions",
             get(privacy::suppressions)

@@ -1,5 +1,6 @@
-//! Retention end to end against the real binary: cohorts by day of first birth in the
-//! project's time zone, brackets measured from the birth time, bounded and unbounded.
+//! Retention and flows end to end against the real binary: cohorts by day of first birth in
+//! the project's time zone, brackets measured from the birth time, bounded and unbounded; flow
+//! paths after an anchor with repeats collapsed and early ends, as Sankey links.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -77,5 +78,77 @@ fn retention_cohorts_and_brackets() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().unwrap().contains("unit must be"));
+    server.stop();
+}
+
+#[test]
+fn flows_after_an_anchor_as_sankey_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let p = create_project(&data, "flows");
+    let server = Server::start(&data);
+    let u = server.url.clone();
+    let t0: i64 = 1_790_000_000_000;
+    let mut n = 0;
+    let mut ev = |name: &str, who: &str, t: i64| {
+        n += 1;
+        json!({"event": name, "properties": {"distinct_id": who, "time": t0 + t * 1000,
+               "$insert_id": format!("f{n}")}})
+    };
+    let events = vec![
+        ev("Home", "a", 0),
+        ev("Play", "a", 1),
+        ev("Play", "a", 2),
+        ev("Quit", "a", 3),
+        ev("Home", "b", 0),
+        ev("Play", "b", 1),
+        ev("Home", "c", 0),
+        ev("Shop", "c", 1),
+    ];
+    let c = reqwest::blocking::Client::new();
+    let r = c
+        .post(format!("{u}/import?strict=1"))
+        .basic_auth(&p.secret, Some(""))
+        .json(&events)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    let r = c
+        .post(format!("{u}/api/v1/query/flows"))
+        .basic_auth(&p.secret, Some(""))
+        .json(
+            &json!({"from_ms": t0, "to_ms": t0 + 60_000, "anchor": "Home",
+                      "events": ["Play", "Quit", "Shop"], "steps": 2}),
+        )
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    let report: Value = r.json().unwrap();
+    assert_eq!(report["paths"], 3);
+    let links: Vec<(u64, String, String, u64)> = report["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["step"].as_u64().unwrap(),
+                l["from"].as_str().unwrap().to_string(),
+                l["to"].as_str().unwrap().to_string(),
+                l["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(u64, String, String, u64)> = [
+        (1, "Home", "Play", 2),
+        (1, "Home", "Shop", 1),
+        (2, "Play", "$end", 1),
+        (2, "Play", "Quit", 1),
+        (2, "Shop", "$end", 1),
+    ]
+    .iter()
+    .map(|(s, a, b, c)| (*s, a.to_string(), b.to_string(), *c))
+    .collect();
+    assert_eq!(links, expected);
     server.stop();
 }
