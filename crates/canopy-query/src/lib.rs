@@ -7,6 +7,7 @@
 //! snapshot (segments + tail chunks, never both for one record), unwraps each segment's data
 //! key for `keys.rs`' decryption factory, and unions a Parquet scan with the tail's batches.
 
+mod activity;
 mod export;
 mod identity_udf;
 mod keys;

@@ -146,16 +146,8 @@ impl QueryEngine {
             .into_iter()
             .find(|p| p.person == person)
             .map(|p| p.state);
-        let df = ctx
-            .table("events_stored")
-            .await?
-            .filter(col("person").in_list(ids.iter().map(|p| lit(*p)).collect(), false))?
-            .sort(vec![col("time").sort(false, false)])?
-            .limit(0, Some(limit))?;
-        let mut events = Vec::new();
-        for batch in df.collect().await? {
-            events.extend(canopy_store::batch_to_events(&batch, project)?);
-        }
+        let events =
+            crate::activity::cluster_events(&ctx, project, &ids, None, false, limit).await?;
         Ok((profile, events))
     }
 }

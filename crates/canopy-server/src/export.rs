@@ -67,7 +67,7 @@ fn ndjson_body(stream: canopy_query::ExportStream) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-fn day_start_ms(s: &str, field: &str) -> Result<i64, ApiError> {
+pub(crate) fn day_start_ms(s: &str, field: &str) -> Result<i64, ApiError> {
     let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
         ApiError::BadRequest(format!("{field} must be a date in the form yyyy-mm-dd"))
     })?;

@@ -6,6 +6,7 @@
 //! batch is fsync'd in the WAL — before answering in the shape the SDK expects (`respond.rs`).
 //! Errors become HTTP in exactly one place (`error.rs`).
 
+mod activity;
 mod aux;
 mod consent;
 pub mod daily_salts;

@@ -55,15 +55,7 @@ pub(crate) async fn person(
     let canonical = ids.first().cloned().unwrap_or_default();
     let recent: Vec<Value> = events
         .into_iter()
-        .map(|e| {
-            let mut props = e.properties;
-            props.insert("time".into(), json!(e.time_ms / 1000));
-            props.insert("distinct_id".into(), json!(canonical));
-            if !e.insert_id.is_empty() {
-                props.insert("$insert_id".into(), json!(e.insert_id));
-            }
-            json!({"event": e.name, "properties": props})
-        })
+        .map(|e| crate::activity::event_json(e, &canonical))
         .collect();
     Ok(Json(json!({
         "distinct_id": canonical,

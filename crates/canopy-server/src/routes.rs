@@ -2,8 +2,8 @@
 
 use crate::observability::{log_requests, normalize_path};
 use crate::{
-    AppState, aux, consent, export, ingest_import, ingest_posthog, ingest_profiles, ingest_segment,
-    ingest_track, persons, privacy, reports, tiers,
+    AppState, activity, aux, consent, export, ingest_import, ingest_posthog, ingest_profiles,
+    ingest_segment, ingest_track, persons, privacy, reports, tiers,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -44,6 +44,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/query/export", get(export::export))
         .route("/api/v1/profile-updates", get(export::profile_updates))
         .route("/api/v1/persons", get(persons::person))
+        .route("/api/v1/persons/activity", get(activity::person_activity))
+        .route("/api/query/stream/query", get(activity::stream_query))
+        .route("/api/2.0/stream/query", get(activity::stream_query))
         .route("/api/v1/groups", get(persons::group))
         .route("/api/v1/persons/tier", axum::routing::put(tiers::correct))
         .route("/api/v1/consent", get(consent::get).post(consent::post))

@@ -1,7 +1,7 @@
-//! Funnels end to end against the real binary: events imported for several people (one of
-//! them across an anonymous device and a logged-in user), the report through
+//! Funnels and person activity end to end against the real binary: events imported for several
+//! people (one of them across an anonymous device and a logged-in user), the report through
 //! `POST /api/v1/query/funnel`, checked against the hand-computed answer of
-//! `docs/query-semantics.md`'s rules.
+//! `docs/query-semantics.md`'s rules; the person's events through any of their ids.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 const MIN: i64 = 60_000;
 
 #[test]
-fn funnel_counts_people_across_merged_identities_windows_filters_and_the_range() {
+fn funnel_and_activity_across_merged_identities_windows_filters_and_the_range() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -103,5 +103,41 @@ fn funnel_counts_people_across_merged_identities_windows_filters_and_the_range()
     let mut bad = body;
     bad["steps"][0]["where"] = json!("properties[");
     assert_eq!(query(bad).status(), 400);
+
+    // Person activity: any id finds the whole person, oldest first, under the canonical id.
+    let get = |path: &str| -> reqwest::blocking::Response {
+        c.get(format!("{u}{path}"))
+            .basic_auth(&p.secret, Some(""))
+            .send()
+            .unwrap()
+    };
+    let a: Value = get("/api/v1/persons/activity?distinct_id=%24device%3Ad-a&from_date=2026-09-20&to_date=2026-09-23")
+        .json()
+        .unwrap();
+    let names: Vec<&str> = a["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Open", "Browse", "Buy"], "{a}");
+    assert_eq!(a["distinct_id"], "u-a");
+    assert_eq!(a["events"][0]["properties"]["distinct_id"], "u-a");
+    // Mixpanel's activity stream, several people at once.
+    let s: Value = get("/api/query/stream/query?distinct_ids=%5B%22u-a%22%2C%22%24device%3Ad-b%22%2C%22nobody%22%5D&from_date=2026-09-20&to_date=2026-09-23")
+        .json()
+        .unwrap();
+    assert_eq!(s["status"], "ok");
+    assert_eq!(s["results"]["events"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        get("/api/v1/persons/activity?distinct_id=nobody&from_date=2026-09-20&to_date=2026-09-23")
+            .status(),
+        404
+    );
+    assert_eq!(
+        get("/api/v1/persons/activity?distinct_id=u-a&from_date=2026-09-23&to_date=2026-09-20")
+            .status(),
+        400
+    );
     server.stop();
 }
