@@ -65,3 +65,76 @@ pub(crate) async fn flows(
     req.project = project;
     Ok(Json(canopy_analytics::flows(&state.queries, &req).await?))
 }
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct MixpanelRetentionParams {
+    project_id: Option<String>,
+    from_date: Option<String>,
+    to_date: Option<String>,
+    retention_type: Option<String>,
+    born_event: Option<String>,
+    event: Option<String>,
+    born_where: Option<String>,
+    #[serde(rename = "where")]
+    where_expr: Option<String>,
+    interval_count: Option<usize>,
+    unit: Option<String>,
+    unbounded_retention: Option<String>,
+}
+
+/// Mixpanel's `GET /api/query/retention` (and `/api/2.0/retention`): `{"<cohort date>":
+/// {"counts": [...], "first": n}}`. Dates are whole UTC days, as in the export API.
+pub(crate) async fn mixpanel_retention(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<MixpanelRetentionParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use canopy_analytics::funnel_report::StepDef;
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let need = |v: Option<String>, name: &str| {
+        v.filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| ApiError::BadRequest(format!("{name} is required")))
+    };
+    let from_ms = crate::export::day_start_ms(&need(p.from_date, "from_date")?, "from_date")?;
+    let to_ms = crate::export::day_start_ms(&need(p.to_date, "to_date")?, "to_date")? + 86_400_000;
+    let kind = match p.retention_type.as_deref().unwrap_or("birth") {
+        "birth" => "first_time",
+        "compounded" => "recurring",
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "retention_type must be birth or compounded (got {other:?})"
+            )));
+        }
+    };
+    let born = StepDef {
+        event: need(p.born_event, "born_event")?,
+        where_expr: p.born_where,
+    };
+    let returned = p.event.map(|event| StepDef {
+        event,
+        where_expr: p.where_expr,
+    });
+    let req = RetentionRequest {
+        project,
+        timezone: "UTC".into(),
+        from_ms,
+        to_ms,
+        born,
+        returned,
+        unit: p.unit.unwrap_or_else(|| "day".into()),
+        brackets: p.interval_count.unwrap_or(1),
+        kind: Some(kind.into()),
+        unbounded: p.unbounded_retention.as_deref() == Some("true"),
+    };
+    let report = canopy_analytics::retention(&state.queries, &req).await?;
+    let mut out = serde_json::Map::new();
+    for c in report.cohorts {
+        out.insert(
+            c.date,
+            serde_json::json!({"counts": c.counts, "first": c.people}),
+        );
+    }
+    Ok(Json(serde_json::Value::Object(out)))
+}

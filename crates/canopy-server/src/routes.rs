@@ -54,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/query/funnel", post(reports::funnel))
         .route("/api/v1/query/retention", post(reports::retention))
         .route("/api/v1/query/flows", post(reports::flows))
+        .route("/api/query/retention", get(reports::mixpanel_retention))
+        .route("/api/2.0/retention", get(reports::mixpanel_retention))
         .route(
             "/api/v1/suppressions",
             get(privacy::suppressions)

@@ -69,6 +69,30 @@ fn retention_cohorts_and_brackets() {
     );
     let unbounded = query(true);
     assert_eq!(unbounded["cohorts"][0]["counts"], json!([2, 2, 1]));
+    // The same through Mixpanel's retention API (whole UTC days).
+    let day = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let mp: Value = c
+        .get(format!(
+            "{u}/api/query/retention?from_date={}&to_date={}&born_event=Signup&event=Play&unit=day&interval_count=3",
+            day(base),
+            day(base + 2 * DAY)
+        ))
+        .basic_auth(&p.secret, Some(""))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        mp[day(base)],
+        json!({"counts": [1, 1, 1], "first": 2}),
+        "{mp}"
+    );
+    assert_eq!(mp[day(base + DAY)]["first"], 1);
     // A client mistake is a 400 with the reason.
     let r = c
         .post(format!("{u}/api/v1/query/retention"))
