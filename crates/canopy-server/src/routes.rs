@@ -101,3 +101,23 @@ pub async fn serve(
     let _ = tokio::task::spawn_blocking(move || crate::maintenance::once(&last)).await;
     served
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every native route is in the OpenAPI document (so the document stays true).
+    #[test]
+    fn every_native_route_is_in_the_openapi_document() {
+        let doc = include_str!("../../../docs/openapi.yaml");
+        let source = include_str!("routes.rs");
+        let routes = source.split("#[cfg(test)]").next().unwrap_or(source);
+        let mut n = 0;
+        for piece in routes.split('"').filter(|p| p.starts_with("/api/v1/")) {
+            n += 1;
+            assert!(
+                doc.contains(&format!("\n  {piece}:\n")),
+                "{piece} is not documented in docs/openapi.yaml"
+            );
+        }
+        assert!(n >= 12);
+    }
+}
