@@ -90,16 +90,11 @@ pub async fn flows(engine: &QueryEngine, req: &FlowsRequest) -> Result<FlowsRepo
         collapse_repeats: !req.keep_repeats,
     };
     let mut flows = Flows::default();
-    let mut person: Vec<&str> = Vec::new();
-    let mut i = 0;
-    while i < rows.len() {
-        let p = rows[i].person;
-        person.clear();
-        while i < rows.len() && rows[i].person == p {
-            person.push(names[usize::from(rows[i].event)].as_str());
-            i += 1;
-        }
-        spec.add_person(&person, &mut flows);
+    let mut path: Vec<&str> = Vec::new();
+    for person in rows.chunk_by(|a, b| a.person == b.person) {
+        path.clear();
+        path.extend(person.iter().map(|r| names[usize::from(r.event)].as_str()));
+        spec.add_person(&path, &mut flows);
     }
     let mut links: Vec<Link> = flows
         .links

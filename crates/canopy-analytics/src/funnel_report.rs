@@ -4,19 +4,11 @@
 //! counts people per step and the times between steps.
 
 use crate::funnel::{FunnelSpec, Order, StepEvent};
+use crate::step::{Step, StepDef};
 use crate::{AnalyticsError, Result};
-use canopy_expr::Expr;
 use canopy_query::{QueryEngine, SequenceRequest, SequenceRow};
 use canopy_types::ProjectId;
 use serde::{Deserialize, Serialize};
-
-/// One step: an event, optionally filtered by a Mixpanel segmentation expression.
-#[derive(Debug, Clone, Deserialize)]
-pub struct StepDef {
-    pub event: String,
-    #[serde(default, rename = "where")]
-    pub where_expr: Option<String>,
-}
 
 /// An event that ends an attempt between step `after_step` and the next (1-based).
 #[derive(Debug, Clone, Deserialize)]
@@ -109,21 +101,16 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
             )));
         }
     }
-    let filters: Vec<Option<Expr>> = req
+    let steps: Vec<Step> = req
         .steps
         .iter()
-        .map(|s| match s.where_expr.as_deref().map(str::trim) {
-            Some(w) if !w.is_empty() => canopy_expr::parse(w)
-                .map(Some)
-                .map_err(|e| AnalyticsError::Invalid(format!("step {:?}: where: {e}", s.event))),
-            _ => Ok(None),
-        })
+        .map(StepDef::compile)
         .collect::<Result<_>>()?;
     let mut names: Vec<String> = req.steps.iter().map(|s| s.event.clone()).collect();
     names.extend(req.exclusions.iter().map(|x| x.event.clone()));
     names.sort();
     names.dedup();
-    let with_properties = filters.iter().any(Option::is_some) || req.hold_constant.is_some();
+    let with_properties = steps.iter().any(Step::has_filter) || req.hold_constant.is_some();
     let rows = engine
         .sequences(&SequenceRequest {
             project: req.project,
@@ -143,17 +130,12 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
     let step_event = |r: &SequenceRow| -> StepEvent {
         let name = names[usize::from(r.event)].as_str();
         let props = r.properties.as_ref();
-        let mut steps = 0u32;
-        for (i, (s, f)) in req.steps.iter().zip(&filters).enumerate() {
-            let passes = match (f, props) {
-                (Some(f), Some(p)) => canopy_expr::matches(f, p),
-                (Some(_), None) => false,
-                (None, _) => true,
-            };
+        let mut matched = 0u32;
+        for (i, s) in steps.iter().enumerate() {
             // People enter only inside the range; later steps may follow until the window ends.
             let enters_late = i == 0 && r.time_ms >= req.to_ms;
-            if s.event == name && passes && !enters_late {
-                steps |= 1 << i;
+            if !enters_late && s.matches(name, props) {
+                matched |= 1 << i;
             }
         }
         let mut excludes = 0u32;
@@ -170,7 +152,7 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
         });
         StepEvent {
             time_ms: r.time_ms,
-            steps,
+            steps: matched,
             excludes,
             constant,
         }
@@ -179,14 +161,9 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
     let mut from_prev = vec![0f64; n];
     let mut from_start = vec![0f64; n];
     let mut person_events: Vec<StepEvent> = Vec::new();
-    let mut i = 0;
-    while i < rows.len() {
-        let person = rows[i].person;
+    for person in rows.chunk_by(|a, b| a.person == b.person) {
         person_events.clear();
-        while i < rows.len() && rows[i].person == person {
-            person_events.push(step_event(&rows[i]));
-            i += 1;
-        }
+        person_events.extend(person.iter().map(step_event));
         let c = spec.evaluate(&person_events);
         for s in 0..c.level {
             counts[s] += 1;

@@ -9,10 +9,12 @@ pub mod funnel;
 pub mod funnel_report;
 pub mod retention;
 pub mod retention_report;
+pub mod step;
 
 pub use flows::{Direction, FlowSpec, Flows};
 pub use funnel::{Conversion, FunnelSpec, Order, StepEvent};
 pub use retention::{Kind, RetentionEvent, RetentionSpec, RetentionTable};
+pub use step::StepDef;
 
 pub use flows_report::{FlowsReport, FlowsRequest, flows};
 pub use funnel_report::{FunnelReport, FunnelRequest, funnel};

@@ -3,10 +3,9 @@
 //! many came back in each bracket after birth. Rules in `docs/query-semantics.md`; the
 //! per-person operator is `retention.rs`.
 
-use crate::funnel_report::StepDef;
 use crate::retention::{Kind, RetentionEvent, RetentionSpec, RetentionTable};
+use crate::step::StepDef;
 use crate::{AnalyticsError, Result};
-use canopy_expr::Expr;
 use canopy_query::{QueryEngine, SequenceRequest};
 use canopy_types::ProjectId;
 use chrono::{Datelike, TimeZone};
@@ -53,15 +52,6 @@ pub struct RetentionReport {
 
 const DAY_MS: i64 = 86_400_000;
 const MAX_ROWS: usize = 200_000_000;
-
-fn filter(s: &StepDef) -> Result<Option<Expr>> {
-    match s.where_expr.as_deref().map(str::trim) {
-        Some(w) if !w.is_empty() => canopy_expr::parse(w)
-            .map(Some)
-            .map_err(|e| AnalyticsError::Invalid(format!("{:?}: where: {e}", s.event))),
-        _ => Ok(None),
-    }
-}
 
 /// The cohort key of a time: the local date (days since 1970-01-01) starting its unit.
 fn cohort_start(tz: &chrono_tz::Tz, unit: &str, t: i64) -> i64 {
@@ -113,9 +103,9 @@ pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<R
         .timezone
         .parse()
         .map_err(|_| AnalyticsError::Invalid(format!("unknown time zone {:?}", req.timezone)))?;
-    let returned = req.returned.clone().unwrap_or_else(|| req.born.clone());
-    let (born_filter, return_filter) = (filter(&req.born)?, filter(&returned)?);
-    let mut names = vec![req.born.event.clone(), returned.event.clone()];
+    let born = req.born.compile()?;
+    let returned = req.returned.as_ref().unwrap_or(&req.born).compile()?;
+    let mut names = vec![born.event.clone(), returned.event.clone()];
     names.dedup();
     // First-time retention needs every earlier birth to know which is the first: scan from
     // the beginning of time for births; returns only matter until the last bracket closes.
@@ -131,7 +121,7 @@ pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<R
             from_ms: scan_from,
             to_ms: req.to_ms.saturating_add(horizon),
             events: names.clone(),
-            with_properties: born_filter.is_some() || return_filter.is_some(),
+            with_properties: born.has_filter() || returned.has_filter(),
             max_rows: MAX_ROWS,
         })
         .await?;
@@ -143,30 +133,20 @@ pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<R
         from_ms: req.from_ms,
         to_ms: req.to_ms,
     };
-    let passes =
-        |f: &Option<Expr>, p: Option<&serde_json::Map<String, serde_json::Value>>| match (f, p) {
-            (Some(f), Some(p)) => canopy_expr::matches(f, p),
-            (Some(_), None) => false,
-            (None, _) => true,
-        };
     let bucket = |t: i64| cohort_start(&tz, &req.unit, t);
     let mut table = RetentionTable::default();
     let mut person_events: Vec<RetentionEvent> = Vec::new();
-    let mut i = 0;
-    while i < rows.len() {
-        let person = rows[i].person;
+    for person in rows.chunk_by(|a, b| a.person == b.person) {
         person_events.clear();
-        while i < rows.len() && rows[i].person == person {
-            let r = &rows[i];
+        person_events.extend(person.iter().map(|r| {
             let name = names[usize::from(r.event)].as_str();
             let props = r.properties.as_ref();
-            person_events.push(RetentionEvent {
+            RetentionEvent {
                 time_ms: r.time_ms,
-                birth: name == req.born.event && passes(&born_filter, props),
-                returned: name == returned.event && passes(&return_filter, props),
-            });
-            i += 1;
-        }
+                birth: born.matches(name, props),
+                returned: returned.matches(name, props),
+            }
+        }));
         spec.add_person(&person_events, &bucket, &mut table);
     }
     let cohorts = table

@@ -119,11 +119,16 @@ impl Lint {
         self.entries.is_empty()
     }
 
-    /// The counters, ordered by key.
+    /// The counters, in no particular order (metrics, persistence).
     pub fn entries(&self) -> impl Iterator<Item = (&LintKey, &LintCount)> {
+        self.entries.iter()
+    }
+
+    /// The counters ordered by key (for people to read).
+    pub fn sorted_entries(&self) -> Vec<(&LintKey, &LintCount)> {
         let mut all: Vec<_> = self.entries.iter().collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        all.into_iter()
+        all
     }
 
     pub fn count(&self, rule: &str) -> u64 {

@@ -53,11 +53,12 @@ async fn person_events(
     let Some(person) = state.identity.lookup(project, distinct_id)? else {
         return Ok(None);
     };
+    // The person key is the canonical id's key: one sealed lookup, not the whole cluster.
     let canonical = state
         .identity
-        .cluster_ids(project, person)?
-        .into_iter()
-        .next()
+        .display_ids(project, &[person.0])?
+        .remove(&person.0)
+        .map(|s| s.to_string())
         .unwrap_or_default();
     let events = state
         .queries

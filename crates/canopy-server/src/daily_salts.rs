@@ -8,6 +8,7 @@ use canopy_control::ControlPlane;
 use canopy_types::ProjectId;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 const DAY_MS: i64 = 86_400_000;
 /// How long a salt lives, from the start of its day.
@@ -16,6 +17,9 @@ pub const SALT_LIFETIME_MS: i64 = 48 * 3_600_000;
 #[derive(Debug, Default)]
 pub struct DailySalts {
     cache: Mutex<HashMap<(ProjectId, i64), [u8; 32]>>,
+    /// The first live day at the last successful destruction (0: not yet run). Salts only
+    /// expire when it moves, so the upkeep touches `control.db` once a day, not every tick.
+    destroyed_before: AtomicI64,
 }
 
 /// The first day whose salt is still alive at `now_ms`.
@@ -56,8 +60,13 @@ impl DailySalts {
         now_ms: i64,
     ) -> Result<usize, ApiError> {
         let first = first_live_day(now_ms);
+        if self.destroyed_before.load(Ordering::Relaxed) == first {
+            return Ok(0);
+        }
         self.cache.lock().retain(|(_, day), _| *day >= first);
-        Ok(control.destroy_daily_salts(first)?)
+        let n = control.destroy_daily_salts(first)?;
+        self.destroyed_before.store(first, Ordering::Relaxed);
+        Ok(n)
     }
 }
 

@@ -178,25 +178,22 @@ fn remember_tiers(
         return;
     }
     let id = resolved.project.id;
-    let mut rows: Vec<([u8; 32], String)> = Vec::new();
     let mut by_tier: std::collections::BTreeMap<AgeTier, Vec<String>> = Default::default();
     for (raw, t) in remembered {
         by_tier.entry(t).or_default().push(raw);
     }
+    let mut keys: Vec<([u8; 32], AgeTier)> = Vec::new();
     for (t, ids) in by_tier {
         for raw in crate::tiers::whole_clusters(state, id, ids) {
-            rows.push((resolved.policy.tier_key(&raw), t.as_str().to_string()));
+            keys.push((resolved.policy.tier_key(&raw), t));
         }
     }
+    let rows: Vec<([u8; 32], String)> = keys
+        .iter()
+        .map(|(k, t)| (*k, t.as_str().to_string()))
+        .collect();
     match state.projects.control().set_person_tiers(id, &rows, None) {
-        Ok(()) => {
-            let mut map = tiers.write();
-            for (k, t) in rows {
-                if let Ok(t) = t.parse() {
-                    map.insert(k, t);
-                }
-            }
-        }
+        Ok(()) => tiers.write().extend(keys),
         Err(e) => tracing::error!(error = %e, "recording sticky tiers failed"),
     }
 }
@@ -215,7 +212,8 @@ pub(crate) async fn lint(
         lint.merge(pending);
     }
     let rows: Vec<Value> = lint
-        .entries()
+        .sorted_entries()
+        .into_iter()
         .map(|(k, v)| {
             json!({"property": k.property, "rule": k.rule, "action": k.action, "tier": k.tier,
                    "count": v.count, "first_seen_ms": v.first_seen_ms, "last_seen_ms": v.last_seen_ms})

@@ -10,6 +10,23 @@ use axum::http::HeaderMap;
 use canopy_analytics::{
     FlowsReport, FlowsRequest, FunnelReport, FunnelRequest, RetentionReport, RetentionRequest,
 };
+use canopy_types::ProjectId;
+
+/// The project a report request is authenticated for, and its JSON body.
+fn report_request<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &ProjectParam,
+    body: &[u8],
+    report: &str,
+) -> Result<(ProjectId, T), ApiError> {
+    let project = authenticate(state, headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let req =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("{report}: {e}")))?;
+    Ok((project, req))
+}
 
 /// `POST /api/v1/query/funnel` `{"from_ms", "to_ms", "steps": [{"event", "where"?}],
 /// "window_ms", "order"?, "exclusions"?: [{"event", "after_step"}], "hold_constant"?}`.
@@ -19,11 +36,8 @@ pub(crate) async fn funnel(
     Query(p): Query<ProjectParam>,
     body: axum::body::Bytes,
 ) -> Result<Json<FunnelReport>, ApiError> {
-    let project = authenticate(&state, &headers, p.project_id.as_deref())?
-        .project
-        .id;
-    let mut req: FunnelRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("funnel: {e}")))?;
+    let (project, mut req): (_, FunnelRequest) =
+        report_request(&state, &headers, &p, &body, "funnel")?;
     req.project = project;
     Ok(Json(canopy_analytics::funnel(&state.queries, &req).await?))
 }
@@ -37,11 +51,8 @@ pub(crate) async fn retention(
     Query(p): Query<ProjectParam>,
     body: axum::body::Bytes,
 ) -> Result<Json<RetentionReport>, ApiError> {
-    let project = authenticate(&state, &headers, p.project_id.as_deref())?
-        .project
-        .id;
-    let mut req: RetentionRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("retention: {e}")))?;
+    let (project, mut req): (_, RetentionRequest) =
+        report_request(&state, &headers, &p, &body, "retention")?;
     req.project = project;
     req.timezone = state.projects.control().settings(project)?.1.timezone;
     Ok(Json(
@@ -57,11 +68,8 @@ pub(crate) async fn flows(
     Query(p): Query<ProjectParam>,
     body: axum::body::Bytes,
 ) -> Result<Json<FlowsReport>, ApiError> {
-    let project = authenticate(&state, &headers, p.project_id.as_deref())?
-        .project
-        .id;
-    let mut req: FlowsRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("flows: {e}")))?;
+    let (project, mut req): (_, FlowsRequest) =
+        report_request(&state, &headers, &p, &body, "flows")?;
     req.project = project;
     Ok(Json(canopy_analytics::flows(&state.queries, &req).await?))
 }
@@ -89,7 +97,7 @@ pub(crate) async fn mixpanel_retention(
     headers: HeaderMap,
     Query(p): Query<MixpanelRetentionParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    use canopy_analytics::funnel_report::StepDef;
+    use canopy_analytics::StepDef;
     let project = authenticate(&state, &headers, p.project_id.as_deref())?
         .project
         .id;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Server, create_project};
+use common::{Server, create_project, import_events};
 use serde_json::{Value, json};
 
 const MIN: i64 = 60_000;
@@ -59,13 +59,7 @@ fn funnel_and_activity_across_merged_identities_windows_filters_and_the_range() 
         ev("Browse", t0 + 24 * 60 * MIN + 1, dev("d-f"), json!({})),
     ];
     let c = reqwest::blocking::Client::new();
-    let r = c
-        .post(format!("{u}/import?strict=1"))
-        .basic_auth(&p.secret, Some(""))
-        .json(&events)
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    import_events(&u, &p.secret, &events);
     let query = |body: Value| -> reqwest::blocking::Response {
         c.post(format!("{u}/api/v1/query/funnel"))
             .basic_auth(&p.secret, Some(""))

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, create_project};
+use common::{Server, create_project, import_events};
 use serde_json::{Value, json};
 
 const HOUR: i64 = 3_600_000;
@@ -35,13 +35,7 @@ fn retention_cohorts_and_brackets() {
         ev("Signup", "p3", base + DAY),
     ];
     let c = reqwest::blocking::Client::new();
-    let r = c
-        .post(format!("{u}/import?strict=1"))
-        .basic_auth(&p.secret, Some(""))
-        .json(&events)
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    import_events(&u, &p.secret, &events);
     let query = |unbounded: bool| -> Value {
         let r = c
             .post(format!("{u}/api/v1/query/retention"))
@@ -131,13 +125,7 @@ fn flows_after_an_anchor_as_sankey_links() {
         ev("Shop", "c", 1),
     ];
     let c = reqwest::blocking::Client::new();
-    let r = c
-        .post(format!("{u}/import?strict=1"))
-        .basic_auth(&p.secret, Some(""))
-        .json(&events)
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    import_events(&u, &p.secret, &events);
     let r = c
         .post(format!("{u}/api/v1/query/flows"))
         .basic_auth(&p.secret, Some(""))

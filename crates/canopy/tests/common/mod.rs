@@ -167,6 +167,17 @@ pub fn track_event(url: &str, token: &str, event: &str, props: Value, headers: &
     assert_eq!(req.send().unwrap().text().unwrap(), "1");
 }
 
+/// Imports `events` (Mixpanel `/import` objects) strictly, with the API secret.
+pub fn import_events(url: &str, secret: &str, events: &[Value]) {
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{url}/import?strict=1"))
+        .basic_auth(secret, Some(""))
+        .json(events)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+}
+
 /// Reads the project's settings, lets `edit` change them, and puts them back.
 pub fn put_settings(
     url: &str,
