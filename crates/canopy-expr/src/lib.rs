@@ -273,6 +273,32 @@ impl Parser {
     }
 }
 
+impl Expr {
+    /// The property names the expression reads, each once, in first-use order — so a caller
+    /// can build a map of just those properties instead of all of an event's.
+    pub fn properties(&self) -> Vec<&str> {
+        fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a str>) {
+            match e {
+                Expr::Property(k) => {
+                    if !out.contains(&k.as_str()) {
+                        out.push(k);
+                    }
+                }
+                Expr::Literal(_) => {}
+                Expr::List(items) => items.iter().for_each(|i| walk(i, out)),
+                Expr::Defined(i) | Expr::Not(i) => walk(i, out),
+                Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(_, a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+}
+
 /// Evaluates `e` as a condition over one event's properties.
 pub fn matches(e: &Expr, props: &Map<String, Value>) -> bool {
     truthy(&eval(e, props))
@@ -371,6 +397,12 @@ mod tests {
         );
         assert!(check(r#""OS" in properties["os"]"#, json!({"os": "macOS"})));
         assert!(check(r#"properties["os"] in ["Android", "iOS"]"#, p));
+    }
+
+    #[test]
+    fn referenced_properties_are_listed_once() {
+        let e = parse(r#"properties["a"] == 1 and (defined(properties["b"]) or properties["a"] in ["x", properties["c"]])"#).unwrap();
+        assert_eq!(e.properties(), vec!["a", "b", "c"]);
     }
 
     #[test]

@@ -8,17 +8,26 @@
 //! key for `keys.rs`' decryption factory, and unions a Parquet scan with the tail's batches.
 
 mod activity;
+mod bucket_udf;
 mod export;
+mod filters;
 mod identity_udf;
 mod keys;
 mod ndjson;
 mod profiles;
+mod property_udf;
+mod segmentation;
 mod sequences;
 mod table;
 mod tail;
 
 pub use export::{ExportBackend, ExportRequest, ExportStream};
+pub use filters::{FilterOp, PropertyFilter, Source};
 pub use profiles::{Profile, Profiles};
+pub use property_udf::{PropKind, parse_time_ms, value_text};
+pub use segmentation::{
+    AggregateRequest, AggregateRow, Breakdown, EventSelector, Measure, OTHER_SEGMENT, Stat,
+};
 pub use sequences::{SequenceRequest, SequenceRow};
 pub use table::{CanopyTable, QueryEngine};
 
@@ -44,3 +53,5 @@ pub type Result<T, E = QueryError> = std::result::Result<T, E>;
 mod tests;
 #[cfg(test)]
 mod tests_identity;
+#[cfg(test)]
+mod tests_segmentation;

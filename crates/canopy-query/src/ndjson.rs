@@ -15,13 +15,13 @@ use std::io::Write;
 const EXACT_F64: f64 = 9_007_199_254_740_992.0;
 
 /// String columns come back as `Utf8` from segments and sometimes `Utf8View` from DataFusion.
-enum Strings<'a> {
+pub(crate) enum Strings<'a> {
     Plain(&'a StringArray),
     View(&'a StringViewArray),
 }
 
 impl<'a> Strings<'a> {
-    fn of(c: &'a ArrayRef) -> Option<Self> {
+    pub(crate) fn of(c: &'a ArrayRef) -> Option<Self> {
         if let Some(a) = c.as_any().downcast_ref::<StringArray>() {
             return Some(Strings::Plain(a));
         }
@@ -29,7 +29,7 @@ impl<'a> Strings<'a> {
             .downcast_ref::<StringViewArray>()
             .map(Strings::View)
     }
-    fn get(&self, i: usize) -> Option<&'a str> {
+    pub(crate) fn get(&self, i: usize) -> Option<&'a str> {
         match self {
             Strings::Plain(a) => (!a.is_null(i)).then(|| a.value(i)),
             Strings::View(a) => (!a.is_null(i)).then(|| a.value(i)),
@@ -204,7 +204,7 @@ impl<'a> EventColumns<'a> {
     }
 }
 
-fn number_value(f: f64) -> Value {
+pub(crate) fn number_value(f: f64) -> Value {
     if f.fract() == 0.0 && f.abs() <= EXACT_F64 {
         Value::from(f as i64)
     } else {

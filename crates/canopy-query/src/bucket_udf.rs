@@ -1,0 +1,106 @@
+//! `canopy_bucket(time)`: the index of the time bucket an event falls in, given the buckets'
+//! start instants. Reports compute the starts once per query in the project's time zone
+//! (local midnights, Mondays, first days of months — DST-correct by construction), so the
+//! per-row work is a binary search rather than a time-zone conversion.
+
+use arrow::array::{Array, Int32Array, TimestampMillisecondArray};
+use arrow::datatypes::DataType;
+use datafusion::common::DataFusionError;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::Expr;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// Bucket `i` covers `[starts[i], starts[i + 1])`; the last one ends at `end`.
+#[derive(Debug)]
+pub(crate) struct BucketUdf {
+    starts: Arc<[i64]>,
+    end: i64,
+    signature: Signature,
+}
+
+impl BucketUdf {
+    /// `canopy_bucket(time)` over the given bucket starts (ascending) and the range's end.
+    pub(crate) fn call(starts: Arc<[i64]>, end: i64, time: Expr) -> Expr {
+        ScalarUDF::from(Self {
+            starts,
+            end,
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+        .call(vec![time])
+    }
+
+    fn index(&self, t: i64) -> Option<i32> {
+        if t >= self.end {
+            return None;
+        }
+        let i = self.starts.partition_point(|s| *s <= t).checked_sub(1)?;
+        i32::try_from(i).ok()
+    }
+}
+
+impl PartialEq for BucketUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.starts == other.starts && self.end == other.end
+    }
+}
+impl Eq for BucketUdf {}
+impl Hash for BucketUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.starts.hash(state);
+        self.end.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for BucketUdf {
+    fn name(&self) -> &str {
+        "canopy_bucket"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Int32)
+    }
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let arg = args
+            .args
+            .first()
+            .ok_or_else(|| DataFusionError::Plan("canopy_bucket expects a time".into()))?
+            .to_array(args.number_rows)?;
+        let times = arg
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .ok_or_else(|| DataFusionError::Plan("canopy_bucket expects a ms timestamp".into()))?;
+        let out: Int32Array = times
+            .iter()
+            .map(|t| t.and_then(|t| self.index(t)))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_fall_in_the_bucket_that_started_last() {
+        let b = BucketUdf {
+            starts: Arc::from(vec![0, 10, 25]),
+            end: 40,
+            signature: Signature::any(1, Volatility::Immutable),
+        };
+        assert_eq!(b.index(-1), None);
+        assert_eq!(b.index(0), Some(0));
+        assert_eq!(b.index(9), Some(0));
+        assert_eq!(b.index(10), Some(1));
+        assert_eq!(b.index(39), Some(2));
+        assert_eq!(b.index(40), None);
+    }
+}

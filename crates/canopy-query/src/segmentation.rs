@@ -1,0 +1,349 @@
+//! The aggregation behind insights (segmentation): events of some names in a range, filtered
+//! on event and profile properties, grouped by event × segment (a broken-down property) ×
+//! time bucket, and measured — totals, unique persons, per-person statistics of event counts,
+//! or statistics of a numeric property. Everything runs inside DataFusion on both cores; the
+//! per-bucket rows and the whole-range row of each group come from one scan (grouping sets).
+
+use crate::bucket_udf::BucketUdf;
+use crate::filters::{PropertyFilter, Source, filter_expr};
+use crate::ndjson::Strings;
+use crate::property_udf::{PropKind, property_expr, where_expr};
+use crate::table::QueryEngine;
+use crate::{QueryError, Result};
+use arrow::array::{Array, Float64Array, Int32Array};
+use arrow::datatypes::DataType;
+use canopy_types::ProjectId;
+use datafusion::common::ScalarValue;
+use datafusion::functions_aggregate::expr_fn::{
+    avg, count, count_distinct, max, median, min, percentile_cont, sum,
+};
+use datafusion::logical_expr::{GroupingSet, JoinType, when};
+use datafusion::prelude::{DataFrame, Expr, cast, col, ident, lit};
+use std::sync::Arc;
+
+/// A statistic over numbers (per-person event counts, or a numeric property).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stat {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Median,
+    /// Continuous percentile (linear interpolation), `0.0..=1.0`.
+    Percentile(f64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measure {
+    /// Events.
+    Total,
+    /// Distinct persons (after identity merges).
+    Unique,
+    /// A statistic of each person's event count.
+    PerPerson(Stat),
+    /// A statistic of a numeric property over the events that have it.
+    Property {
+        property: String,
+        source: Source,
+        stat: Stat,
+    },
+}
+
+/// An event of the report, optionally narrowed by a Mixpanel `where` expression.
+#[derive(Debug, Clone)]
+pub struct EventSelector {
+    pub event: String,
+    pub where_expr: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Breakdown {
+    pub property: String,
+    pub source: Source,
+    /// When set, segments outside this list are reported together as [`OTHER_SEGMENT`]
+    /// (`None` in the list keeps the "not set" segment).
+    pub keep: Option<Vec<Option<String>>>,
+}
+
+/// The segment of all values outside a breakdown's top N.
+pub const OTHER_SEGMENT: &str = "$other";
+
+#[derive(Debug, Clone)]
+pub struct AggregateRequest {
+    pub project: ProjectId,
+    /// Inclusive, ms since the epoch.
+    pub from_ms: i64,
+    /// Exclusive.
+    pub to_ms: i64,
+    pub events: Vec<EventSelector>,
+    /// Applied to every event (Mixpanel's `where`).
+    pub where_expr: Option<String>,
+    pub filters: Vec<PropertyFilter>,
+    /// Ascending bucket starts (the first at or before `from_ms`); `None`: whole range only.
+    pub buckets: Option<Arc<[i64]>>,
+    pub breakdown: Option<Breakdown>,
+    pub measure: Measure,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateRow {
+    pub event: String,
+    /// The breakdown's value (`None`: not set, or no breakdown).
+    pub segment: Option<String>,
+    /// Index into the request's buckets; `None` for the whole range.
+    pub bucket: Option<u32>,
+    /// `None` where a statistic has no input (e.g. the average of a property never sent).
+    pub value: Option<f64>,
+}
+
+fn stat_expr(stat: Stat, x: Expr) -> Expr {
+    match stat {
+        Stat::Sum => sum(x),
+        Stat::Avg => avg(x),
+        Stat::Min => min(x),
+        Stat::Max => max(x),
+        Stat::Median => median(x),
+        Stat::Percentile(p) => percentile_cont(x.sort(true, false), lit(p)),
+    }
+}
+
+impl Measure {
+    fn source(&self) -> Option<Source> {
+        match self {
+            Measure::Property { source, .. } => Some(*source),
+            _ => None,
+        }
+    }
+}
+
+impl AggregateRequest {
+    fn needs_profiles(&self) -> bool {
+        self.filters.iter().any(|f| f.source == Source::User)
+            || self
+                .breakdown
+                .as_ref()
+                .is_some_and(|b| b.source == Source::User)
+            || self.measure.source() == Some(Source::User)
+    }
+}
+
+impl QueryEngine {
+    /// Runs `req`: one row per (event, segment, bucket) that has events, plus one per
+    /// (event, segment) for the whole range.
+    pub async fn aggregate(&self, req: &AggregateRequest) -> Result<Vec<AggregateRow>> {
+        if req.events.is_empty() {
+            return Err(QueryError::Invalid("at least one event".into()));
+        }
+        if req.to_ms <= req.from_ms {
+            return Err(QueryError::Invalid("to must be after from".into()));
+        }
+        let df = self.filtered_events(req).await?;
+        let fields: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let segment = match &req.breakdown {
+            None => lit(ScalarValue::Utf8(None)),
+            Some(b) => {
+                let raw = property_expr(&fields, b.source.prefix(), &b.property, PropKind::Text);
+                match &b.keep {
+                    None => raw,
+                    Some(keep) => keep_top(raw, keep),
+                }
+            }
+        };
+        let bucket = match &req.buckets {
+            Some(starts) => BucketUdf::call(starts.clone(), req.to_ms, col("time")),
+            None => lit(ScalarValue::Int32(None)),
+        };
+        let value = match &req.measure {
+            Measure::Property {
+                property, source, ..
+            } => property_expr(&fields, source.prefix(), property, PropKind::Number),
+            _ => lit(ScalarValue::Float64(None)),
+        };
+        let df = df.select(vec![
+            col("event").alias("ev"),
+            segment.alias("seg"),
+            bucket.alias("bucket"),
+            col("person"),
+            value.alias("val"),
+        ])?;
+        let bucketed = req.buckets.is_some();
+        let groups = |extra: Option<&str>| -> Vec<Expr> {
+            let mut fine = vec![col("ev"), col("seg"), col("bucket")];
+            let mut whole = vec![col("ev"), col("seg")];
+            if let Some(x) = extra {
+                fine.push(col(x));
+                whole.push(col(x));
+            }
+            if bucketed {
+                vec![Expr::GroupingSet(GroupingSet::GroupingSets(vec![
+                    fine, whole,
+                ]))]
+            } else {
+                whole
+            }
+        };
+        let df = match &req.measure {
+            Measure::Total => df.aggregate(groups(None), vec![count(lit(1)).alias("v")])?,
+            Measure::Unique => {
+                df.aggregate(groups(None), vec![count_distinct(col("person")).alias("v")])?
+            }
+            Measure::Property { stat, .. } => {
+                df.aggregate(groups(None), vec![stat_expr(*stat, col("val")).alias("v")])?
+            }
+            Measure::PerPerson(stat) => {
+                let per_person =
+                    df.aggregate(groups(Some("person")), vec![count(lit(1)).alias("n")])?;
+                let mut outer = vec![col("ev"), col("seg")];
+                if bucketed {
+                    outer.push(col("bucket"));
+                }
+                per_person.aggregate(
+                    outer,
+                    vec![stat_expr(*stat, cast(col("n"), DataType::Float64)).alias("v")],
+                )?
+            }
+        };
+        let mut df = df;
+        if !bucketed {
+            df = df.with_column("bucket", lit(ScalarValue::Int32(None)))?;
+        }
+        let df = df.select(vec![
+            col("ev"),
+            col("seg"),
+            col("bucket"),
+            cast(col("v"), DataType::Float64).alias("v"),
+        ])?;
+        collect_rows(df).await
+    }
+
+    /// The project's events in the range, of the wanted names, passing every filter —
+    /// joined to the persons' profiles (as `user.*` columns) when anything reads them.
+    async fn filtered_events(&self, req: &AggregateRequest) -> Result<DataFrame> {
+        let range = Some((req.from_ms, req.to_ms));
+        let needs_profiles = req.needs_profiles();
+        let ctx = if needs_profiles {
+            self.context_with_profiles(req.project, range).await?
+        } else {
+            self.context(req.project, range)?
+        };
+        let ts = |ms: i64| {
+            lit(ScalarValue::TimestampMillisecond(
+                Some(ms),
+                Some("UTC".into()),
+            ))
+        };
+        let mut names: Vec<Expr> = req.events.iter().map(|e| lit(e.event.as_str())).collect();
+        names.dedup();
+        let mut df = ctx.table("events").await?.filter(
+            col("time")
+                .gt_eq(ts(req.from_ms))
+                .and(col("time").lt(ts(req.to_ms)))
+                .and(col("event").in_list(names, false)),
+        )?;
+        if needs_profiles {
+            let users = ctx.table("profiles").await?;
+            let renamed: Vec<Expr> = users
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| ident(f.name()).alias(format!("user.{}", f.name())))
+                .collect();
+            let users = users.select(renamed)?;
+            df = df.join_on(
+                users,
+                JoinType::Left,
+                [col("person").eq(ident("user.person"))],
+            )?;
+        }
+        let fields: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if req.events.iter().any(|e| e.where_expr.is_some()) {
+            let mut any: Option<Expr> = None;
+            for e in &req.events {
+                let mut p = col("event").eq(lit(e.event.as_str()));
+                if let Some(w) = e.where_expr.as_deref().filter(|w| !w.trim().is_empty()) {
+                    p = p.and(where_expr(&fields, w)?);
+                }
+                any = Some(match any {
+                    Some(a) => a.or(p),
+                    None => p,
+                });
+            }
+            if let Some(p) = any {
+                df = df.filter(p)?;
+            }
+        }
+        if let Some(w) = req.where_expr.as_deref().filter(|w| !w.trim().is_empty()) {
+            df = df.filter(where_expr(&fields, w)?)?;
+        }
+        for f in &req.filters {
+            df = df.filter(filter_expr(f, &fields)?)?;
+        }
+        Ok(df)
+    }
+}
+
+/// `segment` when it is one of `keep`, else [`OTHER_SEGMENT`].
+fn keep_top(segment: Expr, keep: &[Option<String>]) -> Expr {
+    let values: Vec<Expr> = keep.iter().flatten().map(|s| lit(s.as_str())).collect();
+    let keep_unset = keep.iter().any(Option::is_none);
+    let unset = if keep_unset {
+        lit(ScalarValue::Utf8(None))
+    } else {
+        lit(OTHER_SEGMENT)
+    };
+    let kept = if values.is_empty() {
+        lit(false)
+    } else {
+        segment.clone().in_list(values, false)
+    };
+    when(segment.clone().is_null(), unset)
+        .when(kept, segment)
+        .otherwise(lit(OTHER_SEGMENT))
+        .unwrap_or_else(|_| lit(OTHER_SEGMENT))
+}
+
+async fn collect_rows(df: DataFrame) -> Result<Vec<AggregateRow>> {
+    let mut rows = Vec::new();
+    for batch in df.collect().await? {
+        let strings = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(Strings::of)
+                .ok_or_else(|| QueryError::Invalid(format!("aggregate lacks {name}")))
+        };
+        let ev = strings("ev")?;
+        let seg_col = batch
+            .column_by_name("seg")
+            .ok_or_else(|| QueryError::Invalid("aggregate lacks seg".into()))?;
+        let seg_text = arrow::compute::cast(seg_col, &DataType::Utf8)?;
+        let seg = Strings::of(&seg_text)
+            .ok_or_else(|| QueryError::Invalid("aggregate seg is not text".into()))?;
+        let bucket = batch
+            .column_by_name("bucket")
+            .and_then(|c| c.as_any().downcast_ref::<Int32Array>())
+            .ok_or_else(|| QueryError::Invalid("aggregate lacks bucket".into()))?;
+        let v = batch
+            .column_by_name("v")
+            .and_then(|c| c.as_any().downcast_ref::<Float64Array>())
+            .ok_or_else(|| QueryError::Invalid("aggregate lacks v".into()))?;
+        for row in 0..batch.num_rows() {
+            rows.push(AggregateRow {
+                event: ev.get(row).unwrap_or_default().to_string(),
+                segment: seg.get(row).map(str::to_string),
+                bucket: (!bucket.is_null(row)).then(|| bucket.value(row).max(0) as u32),
+                value: (!v.is_null(row)).then(|| v.value(row)),
+            });
+        }
+    }
+    Ok(rows)
+}
