@@ -3,14 +3,18 @@
 //! person-sorted segments, through DataFusion) and the report APIs build on these.
 //! Definitions, with their edge cases, are in `docs/query-semantics.md`.
 
+pub mod cohorts;
 pub mod flows;
 pub mod flows_report;
 pub mod funnel;
 pub mod funnel_report;
+pub mod insights_report;
 pub mod retention;
 pub mod retention_report;
 pub mod step;
+pub mod time_buckets;
 
+pub use cohorts::CohortDefinition;
 pub use flows::{Direction, FlowSpec, Flows};
 pub use funnel::{Conversion, FunnelSpec, Order, StepEvent};
 pub use retention::{Kind, RetentionEvent, RetentionSpec, RetentionTable};
@@ -18,6 +22,7 @@ pub use step::StepDef;
 
 pub use flows_report::{FlowsReport, FlowsRequest, flows};
 pub use funnel_report::{FunnelReport, FunnelRequest, funnel};
+pub use insights_report::{InsightsReport, InsightsRequest, insights};
 pub use retention_report::{RetentionReport, RetentionRequest, retention};
 
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 //! at creation; only their argon2 hash is stored. Project keys are stored wrapped by the master
 //! key, and a check value proves at start-up that the master key is the right one.
 
+mod cohorts;
 mod consent;
 mod daily_salts;
 mod keyring;
@@ -15,6 +16,7 @@ mod sqlite;
 mod suppression;
 mod tiers;
 
+pub use cohorts::CohortRow;
 pub use consent::ConsentRecord;
 pub use keyring::ControlKeyring;
 pub use secrets::{generate_secret, generate_token};
@@ -103,6 +105,17 @@ pub trait ControlPlane: Send + Sync {
     fn record_consent(&self, id: ProjectId, rows: &[ConsentRecord]) -> Result<()>;
     /// The ledger of a project, or of one person (by keyed id hash), in recorded order.
     fn consent(&self, id: ProjectId, person: Option<[u8; 32]>) -> Result<Vec<ConsentRecord>>;
+    /// Saves a cohort (its definition as opaque JSON); returns its id.
+    fn create_cohort(
+        &self,
+        id: ProjectId,
+        name: &str,
+        description: &str,
+        definition: &str,
+    ) -> Result<u64>;
+    fn cohorts(&self, id: ProjectId) -> Result<Vec<CohortRow>>;
+    fn cohort(&self, id: ProjectId, cohort: u64) -> Result<Option<CohortRow>>;
+    fn delete_cohort(&self, id: ProjectId, cohort: u64) -> Result<bool>;
     /// The project's key, wrapped by the master key.
     fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>>;
 }

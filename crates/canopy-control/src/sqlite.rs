@@ -19,7 +19,7 @@ mod parking {
     pub use std::sync::Mutex;
 }
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const MIGRATION_1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -102,6 +102,12 @@ impl SqliteControl {
             conn.execute_batch(&format!(
                 "BEGIN; {} PRAGMA user_version = 5; COMMIT;",
                 crate::daily_salts::MIGRATION_5
+            ))?;
+        }
+        if version < 6 {
+            conn.execute_batch(&format!(
+                "BEGIN; {} PRAGMA user_version = 6; COMMIT;",
+                crate::cohorts::MIGRATION_6
             ))?;
         }
         if !verify_master(&conn, &master)? {
@@ -300,6 +306,28 @@ impl ControlPlane for SqliteControl {
 
     fn suppress(&self, id: ProjectId, hashes: &[[u8; 32]]) -> Result<usize> {
         self.add_suppressions(id, hashes, now_ms())
+    }
+
+    fn create_cohort(
+        &self,
+        id: ProjectId,
+        name: &str,
+        description: &str,
+        definition: &str,
+    ) -> Result<u64> {
+        self.insert_cohort(id, name, description, definition, now_ms())
+    }
+
+    fn cohorts(&self, id: ProjectId) -> Result<Vec<crate::CohortRow>> {
+        self.list_cohorts(id)
+    }
+
+    fn cohort(&self, id: ProjectId, cohort: u64) -> Result<Option<crate::CohortRow>> {
+        self.get_cohort(id, cohort)
+    }
+
+    fn delete_cohort(&self, id: ProjectId, cohort: u64) -> Result<bool> {
+        self.remove_cohort(id, cohort)
     }
 
     fn unsuppress(&self, id: ProjectId, hashes: &[[u8; 32]]) -> Result<usize> {

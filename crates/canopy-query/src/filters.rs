@@ -9,11 +9,11 @@ use crate::{QueryError, Result};
 use datafusion::common::ScalarValue;
 use datafusion::functions::expr_fn::{coalesce, lower, strpos};
 use datafusion::prelude::{Expr, lit, not};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Whose properties a filter or breakdown reads.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// The event's own properties.
@@ -33,7 +33,7 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FilterOp {
     Equals,
@@ -56,7 +56,7 @@ pub enum FilterOp {
     DateBetween,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct PropertyFilter {
     pub property: String,
     #[serde(default)]

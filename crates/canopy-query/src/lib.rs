@@ -9,11 +9,13 @@
 
 mod activity;
 mod bucket_udf;
+mod cohort_members;
 mod export;
 mod filters;
 mod identity_udf;
 mod keys;
 mod ndjson;
+mod person_set_udf;
 mod profiles;
 mod property_udf;
 mod segmentation;
@@ -23,10 +25,12 @@ mod tail;
 
 pub use export::{ExportBackend, ExportRequest, ExportStream};
 pub use filters::{FilterOp, PropertyFilter, Source};
+pub use person_set_udf::PersonSet;
 pub use profiles::{Profile, Profiles};
 pub use property_udf::{PropKind, parse_time_ms, value_text};
 pub use segmentation::{
-    AggregateRequest, AggregateRow, Breakdown, EventSelector, Measure, OTHER_SEGMENT, Stat,
+    AggregateRequest, AggregateRow, Breakdown, BreakdownBy, EventSelector, Measure, OTHER_SEGMENT,
+    Stat,
 };
 pub use sequences::{SequenceRequest, SequenceRow};
 pub use table::{CanopyTable, QueryEngine};

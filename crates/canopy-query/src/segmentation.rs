@@ -7,6 +7,7 @@
 use crate::bucket_udf::BucketUdf;
 use crate::filters::{PropertyFilter, Source, filter_expr};
 use crate::ndjson::Strings;
+use crate::person_set_udf::{InSetUdf, PersonSet};
 use crate::property_udf::{PropKind, property_expr, where_expr};
 use crate::table::QueryEngine;
 use crate::{QueryError, Result};
@@ -18,7 +19,7 @@ use datafusion::functions_aggregate::expr_fn::{
     avg, count, count_distinct, max, median, min, percentile_cont, sum,
 };
 use datafusion::logical_expr::{GroupingSet, JoinType, when};
-use datafusion::prelude::{DataFrame, Expr, cast, col, ident, lit};
+use datafusion::prelude::{DataFrame, Expr, cast, col, ident, lit, not};
 use std::sync::Arc;
 
 /// A statistic over numbers (per-person event counts, or a numeric property).
@@ -56,10 +57,23 @@ pub struct EventSelector {
     pub where_expr: Option<String>,
 }
 
+/// What a breakdown splits by.
+#[derive(Debug, Clone)]
+pub enum BreakdownBy {
+    Property {
+        property: String,
+        source: Source,
+    },
+    /// Members get the segment `label`, everyone else `not in {label}`.
+    Cohort {
+        label: String,
+        members: PersonSet,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Breakdown {
-    pub property: String,
-    pub source: Source,
+    pub by: BreakdownBy,
     /// When set, segments outside this list are reported together as [`OTHER_SEGMENT`]
     /// (`None` in the list keeps the "not set" segment).
     pub keep: Option<Vec<Option<String>>>,
@@ -79,6 +93,8 @@ pub struct AggregateRequest {
     /// Applied to every event (Mixpanel's `where`).
     pub where_expr: Option<String>,
     pub filters: Vec<PropertyFilter>,
+    /// Only members of a set of persons (or, with `negate`, everyone else).
+    pub persons: Option<(PersonSet, bool)>,
     /// Ascending bucket starts (the first at or before `from_ms`); `None`: whole range only.
     pub buckets: Option<Arc<[i64]>>,
     pub breakdown: Option<Breakdown>,
@@ -119,10 +135,15 @@ impl Measure {
 impl AggregateRequest {
     fn needs_profiles(&self) -> bool {
         self.filters.iter().any(|f| f.source == Source::User)
-            || self
-                .breakdown
-                .as_ref()
-                .is_some_and(|b| b.source == Source::User)
+            || self.breakdown.as_ref().is_some_and(|b| {
+                matches!(
+                    b.by,
+                    BreakdownBy::Property {
+                        source: Source::User,
+                        ..
+                    }
+                )
+            })
             || self.measure.source() == Some(Source::User)
     }
 }
@@ -147,7 +168,16 @@ impl QueryEngine {
         let segment = match &req.breakdown {
             None => lit(ScalarValue::Utf8(None)),
             Some(b) => {
-                let raw = property_expr(&fields, b.source.prefix(), &b.property, PropKind::Text);
+                let raw = match &b.by {
+                    BreakdownBy::Property { property, source } => {
+                        property_expr(&fields, source.prefix(), property, PropKind::Text)
+                    }
+                    BreakdownBy::Cohort { label, members } => when(
+                        InSetUdf::call(members.clone(), col("person")),
+                        lit(label.as_str()),
+                    )
+                    .otherwise(lit(format!("not in {label}")))?,
+                };
                 match &b.keep {
                     None => raw,
                     Some(keep) => keep_top(raw, keep),
@@ -287,6 +317,10 @@ impl QueryEngine {
         }
         for f in &req.filters {
             df = df.filter(filter_expr(f, &fields)?)?;
+        }
+        if let Some((members, negate)) = &req.persons {
+            let inside = InSetUdf::call(members.clone(), col("person"));
+            df = df.filter(if *negate { not(inside) } else { inside })?;
         }
         Ok(df)
     }

@@ -3,8 +3,8 @@
 
 use crate::tests::{append, engine};
 use crate::{
-    AggregateRequest, AggregateRow, Breakdown, EventSelector, FilterOp, Measure, PropertyFilter,
-    QueryEngine, Source, Stat,
+    AggregateRequest, AggregateRow, Breakdown, BreakdownBy, EventSelector, FilterOp, Measure,
+    PropertyFilter, QueryEngine, Source, Stat,
 };
 use canopy_types::{
     Event, IdMergeMode, PersonKey, ProfileTarget, ProfileUpdate, ProjectId, Record,
@@ -85,6 +85,7 @@ fn request(measure: Measure) -> AggregateRequest {
         }],
         where_expr: None,
         filters: vec![],
+        persons: None,
         buckets: Some(Arc::from(vec![T0, T0 + HOUR])),
         breakdown: None,
         measure,
@@ -223,8 +224,10 @@ async fn breakdowns_keep_the_top_segments_and_fold_the_rest_into_other() {
     let mut req = request(Measure::Total);
     req.buckets = None;
     req.breakdown = Some(Breakdown {
-        property: "price".into(),
-        source: Source::Event,
+        by: BreakdownBy::Property {
+            property: "price".into(),
+            source: Source::Event,
+        },
         keep: None,
     });
     let rows = values(engine.aggregate(&req).await.unwrap());
@@ -240,8 +243,10 @@ async fn breakdowns_keep_the_top_segments_and_fold_the_rest_into_other() {
         ]
     );
     req.breakdown = Some(Breakdown {
-        property: "price".into(),
-        source: Source::Event,
+        by: BreakdownBy::Property {
+            property: "price".into(),
+            source: Source::Event,
+        },
         keep: Some(vec![seg("10"), None]),
     });
     req.measure = Measure::Unique;
@@ -255,8 +260,10 @@ async fn breakdowns_keep_the_top_segments_and_fold_the_rest_into_other() {
         ]
     );
     req.breakdown = Some(Breakdown {
-        property: "tier".into(),
-        source: Source::User,
+        by: BreakdownBy::Property {
+            property: "tier".into(),
+            source: Source::User,
+        },
         keep: None,
     });
     req.measure = Measure::Total;
@@ -264,5 +271,61 @@ async fn breakdowns_keep_the_top_segments_and_fold_the_rest_into_other() {
     assert_eq!(
         rows,
         vec![(None, None, Some(3.0)), (seg("gold"), None, Some(4.0))]
+    );
+}
+
+#[tokio::test]
+async fn cohorts_of_doers_and_of_profiles_filter_and_split_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, engine) = engine(dir.path());
+    dataset(&engine, &store).await;
+    let range = (T0, T0 + 2 * HOUR);
+    let p = ProjectId(1);
+    // u1 bought 4 times (3 as u1, once as d1 before the merge), u2 twice, u3 once.
+    let twice = engine
+        .persons_with_events(p, range, "Buy", None, 2)
+        .await
+        .unwrap();
+    assert_eq!(twice.len(), 2);
+    let priced = engine
+        .persons_with_events(p, range, "Buy", Some(r#"properties["price"] > 6"#), 1)
+        .await
+        .unwrap();
+    assert_eq!(priced.len(), 1, "only u1 paid more than 6");
+    let gold = engine
+        .persons_with_profile(
+            p,
+            &[filter(
+                "tier",
+                Source::User,
+                FilterOp::Equals,
+                json!("gold"),
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(gold, priced, "u1 is the gold one");
+    let members = Arc::new(twice);
+    let mut req = request(Measure::Total);
+    req.persons = Some((members.clone(), false));
+    assert_eq!(whole(&engine, req.clone()).await, Some(6.0));
+    req.persons = Some((members.clone(), true));
+    assert_eq!(whole(&engine, req).await, Some(1.0), "u3 alone");
+    let mut req = request(Measure::Unique);
+    req.buckets = None;
+    req.breakdown = Some(Breakdown {
+        by: BreakdownBy::Cohort {
+            label: "Repeat buyers".into(),
+            members,
+        },
+        keep: None,
+    });
+    let seg = |s: &str| Some(s.to_string());
+    assert_eq!(
+        values(engine.aggregate(&req).await.unwrap()),
+        vec![
+            (seg("Repeat buyers"), None, Some(2.0)),
+            (seg("not in Repeat buyers"), None, Some(1.0)),
+        ]
     );
 }

@@ -8,8 +8,10 @@
 
 mod activity;
 mod aux;
+mod cohorts;
 mod consent;
 pub mod daily_salts;
+mod engage;
 pub mod enrich;
 mod error;
 mod export;
@@ -19,6 +21,7 @@ mod ingest_profiles;
 mod ingest_segment;
 mod ingest_track;
 mod maintenance;
+mod mixpanel_query;
 mod observability;
 mod persons;
 mod privacy;

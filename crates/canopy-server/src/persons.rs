@@ -22,7 +22,7 @@ pub(crate) struct PersonParams {
     events: Option<usize>,
 }
 
-fn iso(ms: i64) -> Value {
+pub(crate) fn iso(ms: i64) -> Value {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map(|t| Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true)))
         .unwrap_or(Value::Null)

@@ -1,5 +1,5 @@
 //! Analytics reports over the native JSON API (issue #5): `POST /api/v1/query/funnel`,
-//! `POST /api/v1/query/retention` and `POST /api/v1/query/flows`.
+//! `POST /api/v1/query/retention`, `POST /api/v1/query/flows` and `POST /api/v1/query/insights`.
 //! Definitions in `docs/query-semantics.md`; the operators in `canopy-analytics`.
 
 use crate::export::{ProjectParam, authenticate};
@@ -8,7 +8,8 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use canopy_analytics::{
-    FlowsReport, FlowsRequest, FunnelReport, FunnelRequest, RetentionReport, RetentionRequest,
+    FlowsReport, FlowsRequest, FunnelReport, FunnelRequest, InsightsReport, InsightsRequest,
+    RetentionReport, RetentionRequest,
 };
 use canopy_types::ProjectId;
 
@@ -74,75 +75,22 @@ pub(crate) async fn flows(
     Ok(Json(canopy_analytics::flows(&state.queries, &req).await?))
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct MixpanelRetentionParams {
-    project_id: Option<String>,
-    from_date: Option<String>,
-    to_date: Option<String>,
-    retention_type: Option<String>,
-    born_event: Option<String>,
-    event: Option<String>,
-    born_where: Option<String>,
-    #[serde(rename = "where")]
-    where_expr: Option<String>,
-    interval_count: Option<usize>,
-    unit: Option<String>,
-    unbounded_retention: Option<String>,
-}
-
-/// Mixpanel's `GET /api/query/retention` (and `/api/2.0/retention`): `{"<cohort date>":
-/// {"counts": [...], "first": n}}`. Dates are whole UTC days, as in the export API.
-pub(crate) async fn mixpanel_retention(
+/// `POST /api/v1/query/insights` `{"from_ms", "to_ms", "events": [{"event", "where"?}],
+/// "measure"?: {"type", "stat"?, "property"?, "source"?}, "unit"?, "filters"?, "where"?,
+/// "breakdown"?: {"property", "source"?, "limit"?}, "compare_previous"?}`; buckets in the
+/// project's time zone.
+pub(crate) async fn insights(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(p): Query<MixpanelRetentionParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    use canopy_analytics::StepDef;
-    let project = authenticate(&state, &headers, p.project_id.as_deref())?
-        .project
-        .id;
-    let need = |v: Option<String>, name: &str| {
-        v.filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| ApiError::BadRequest(format!("{name} is required")))
-    };
-    let from_ms = crate::export::day_start_ms(&need(p.from_date, "from_date")?, "from_date")?;
-    let to_ms = crate::export::day_start_ms(&need(p.to_date, "to_date")?, "to_date")? + 86_400_000;
-    let kind = match p.retention_type.as_deref().unwrap_or("birth") {
-        "birth" => "first_time",
-        "compounded" => "recurring",
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "retention_type must be birth or compounded (got {other:?})"
-            )));
-        }
-    };
-    let born = StepDef {
-        event: need(p.born_event, "born_event")?,
-        where_expr: p.born_where,
-    };
-    let returned = p.event.map(|event| StepDef {
-        event,
-        where_expr: p.where_expr,
-    });
-    let req = RetentionRequest {
-        project,
-        timezone: "UTC".into(),
-        from_ms,
-        to_ms,
-        born,
-        returned,
-        unit: p.unit.unwrap_or_else(|| "day".into()),
-        brackets: p.interval_count.unwrap_or(1),
-        kind: Some(kind.into()),
-        unbounded: p.unbounded_retention.as_deref() == Some("true"),
-    };
-    let report = canopy_analytics::retention(&state.queries, &req).await?;
-    let mut out = serde_json::Map::new();
-    for c in report.cohorts {
-        out.insert(
-            c.date,
-            serde_json::json!({"counts": c.counts, "first": c.people}),
-        );
-    }
-    Ok(Json(serde_json::Value::Object(out)))
+    Query(p): Query<ProjectParam>,
+    body: axum::body::Bytes,
+) -> Result<Json<InsightsReport>, ApiError> {
+    let (project, mut req): (_, InsightsRequest) =
+        report_request(&state, &headers, &p, &body, "insights")?;
+    req.project = project;
+    req.timezone = state.projects.control().settings(project)?.1.timezone;
+    req.cohorts = crate::cohorts::resolve(&state, project, &req.cohort_ids()).await?;
+    Ok(Json(
+        canopy_analytics::insights(&state.queries, &req).await?,
+    ))
 }

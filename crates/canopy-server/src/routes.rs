@@ -2,8 +2,9 @@
 
 use crate::observability::{log_requests, normalize_path};
 use crate::{
-    AppState, activity, aux, consent, export, ingest_import, ingest_posthog, ingest_profiles,
-    ingest_segment, ingest_track, persons, privacy, reports, tiers,
+    AppState, activity, aux, cohorts, consent, engage, export, ingest_import, ingest_posthog,
+    ingest_profiles, ingest_segment, ingest_track, mixpanel_query, persons, privacy, reports,
+    tiers,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -54,8 +55,31 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/query/funnel", post(reports::funnel))
         .route("/api/v1/query/retention", post(reports::retention))
         .route("/api/v1/query/flows", post(reports::flows))
-        .route("/api/query/retention", get(reports::mixpanel_retention))
-        .route("/api/2.0/retention", get(reports::mixpanel_retention))
+        .route("/api/v1/query/insights", post(reports::insights))
+        .route("/api/query/retention", get(mixpanel_query::retention))
+        .route("/api/2.0/retention", get(mixpanel_query::retention))
+        .route("/api/query/segmentation", get(mixpanel_query::segmentation))
+        .route("/api/2.0/segmentation", get(mixpanel_query::segmentation))
+        .route("/api/query/events", get(mixpanel_query::events))
+        .route("/api/2.0/events", get(mixpanel_query::events))
+        .route(
+            "/api/query/engage",
+            get(engage::engage).post(engage::engage),
+        )
+        .route("/api/2.0/engage", get(engage::engage).post(engage::engage))
+        .route("/api/v1/cohorts", get(cohorts::list).post(cohorts::create))
+        .route(
+            "/api/v1/cohorts/{id}",
+            get(cohorts::get_one).delete(cohorts::delete),
+        )
+        .route(
+            "/api/query/cohorts/list",
+            get(cohorts::mixpanel_list).post(cohorts::mixpanel_list),
+        )
+        .route(
+            "/api/2.0/cohorts/list",
+            get(cohorts::mixpanel_list).post(cohorts::mixpanel_list),
+        )
         .route(
             "/api/v1/suppressions",
             get(privacy::suppressions)

@@ -1,0 +1,167 @@
+//! Saved cohorts (issue #5 item 5): a definition — people who did an event at least N times
+//! in the last D days (behavioural), or whose profile passes property filters — and its
+//! members, computed when a report uses it. The stored form is versioned JSON
+//! ([`StoredCohort`]), kept apart from the in-memory [`CohortDefinition`].
+
+use crate::{AnalyticsError, Result};
+use canopy_query::{PersonSet, PropertyFilter, QueryEngine};
+use canopy_types::ProjectId;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+const DAY_MS: i64 = 86_400_000;
+const MAX_WINDOW_DAYS: u32 = 3660;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CohortDefinition {
+    /// Did `event` (passing `where`) at least `min_count` times in the `window_days` before
+    /// the moment the cohort is evaluated.
+    Behavioral {
+        event: String,
+        #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+        where_expr: Option<String>,
+        #[serde(default = "one")]
+        min_count: u64,
+        window_days: u32,
+    },
+    /// The profile passes every filter (properties of the user profile).
+    Profile { filters: Vec<PropertyFilter> },
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// The persisted form: `{"version": 1, "definition": {...}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredCohort {
+    pub version: u32,
+    pub definition: CohortDefinition,
+}
+
+impl CohortDefinition {
+    /// Rejects definitions that cannot be evaluated, with the reason.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            CohortDefinition::Behavioral {
+                event,
+                where_expr,
+                min_count,
+                window_days,
+            } => {
+                if event.trim().is_empty() {
+                    return Err(AnalyticsError::Invalid(
+                        "a behavioral cohort needs an event".into(),
+                    ));
+                }
+                if *min_count == 0 {
+                    return Err(AnalyticsError::Invalid(
+                        "min_count must be at least 1".into(),
+                    ));
+                }
+                if !(1..=MAX_WINDOW_DAYS).contains(window_days) {
+                    return Err(AnalyticsError::Invalid(format!(
+                        "window_days must be between 1 and {MAX_WINDOW_DAYS}"
+                    )));
+                }
+                if let Some(w) = where_expr.as_deref().filter(|w| !w.trim().is_empty()) {
+                    canopy_expr::parse(w)
+                        .map_err(|e| AnalyticsError::Invalid(format!("where: {e}")))?;
+                }
+            }
+            CohortDefinition::Profile { filters } => {
+                if filters.is_empty() {
+                    return Err(AnalyticsError::Invalid(
+                        "a profile cohort needs at least one filter".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored JSON.
+    pub fn to_stored(&self) -> String {
+        serde_json::to_string(&StoredCohort {
+            version: 1,
+            definition: self.clone(),
+        })
+        .unwrap_or_default()
+    }
+
+    /// Reads a stored definition; refuses versions this binary does not know.
+    pub fn from_stored(json: &str) -> Result<Self> {
+        let stored: StoredCohort = serde_json::from_str(json)
+            .map_err(|e| AnalyticsError::Invalid(format!("stored cohort: {e}")))?;
+        if stored.version != 1 {
+            return Err(AnalyticsError::Invalid(format!(
+                "stored cohort version {} is newer than this binary",
+                stored.version
+            )));
+        }
+        Ok(stored.definition)
+    }
+
+    /// The members at `now_ms` (current person keys).
+    pub async fn members(
+        &self,
+        engine: &QueryEngine,
+        project: ProjectId,
+        now_ms: i64,
+    ) -> Result<PersonSet> {
+        let set = match self {
+            CohortDefinition::Behavioral {
+                event,
+                where_expr,
+                min_count,
+                window_days,
+            } => {
+                let from = now_ms - i64::from(*window_days) * DAY_MS;
+                engine
+                    .persons_with_events(
+                        project,
+                        (from, now_ms + 1),
+                        event,
+                        where_expr.as_deref(),
+                        *min_count,
+                    )
+                    .await?
+            }
+            CohortDefinition::Profile { filters } => {
+                engine.persons_with_profile(project, filters).await?
+            }
+        };
+        Ok(Arc::new(set))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_round_trip_through_the_versioned_form_and_bad_ones_are_refused() {
+        let d: CohortDefinition = serde_json::from_str(
+            r#"{"kind":"behavioral","event":"Buy","min_count":2,"window_days":30}"#,
+        )
+        .unwrap();
+        d.validate().unwrap();
+        assert_eq!(CohortDefinition::from_stored(&d.to_stored()).unwrap(), d);
+        assert!(
+            CohortDefinition::from_stored(
+                r#"{"version":2,"definition":{"kind":"profile","filters":[]}}"#
+            )
+            .is_err()
+        );
+        for bad in [
+            r#"{"kind":"behavioral","event":"Buy","min_count":0,"window_days":30}"#,
+            r#"{"kind":"behavioral","event":"Buy","window_days":0}"#,
+            r#"{"kind":"behavioral","event":"Buy","window_days":3,"where":"properties["}"#,
+            r#"{"kind":"profile","filters":[]}"#,
+        ] {
+            let d: CohortDefinition = serde_json::from_str(bad).unwrap();
+            assert!(d.validate().is_err(), "{bad}");
+        }
+    }
+}

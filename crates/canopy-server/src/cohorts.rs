@@ -1,0 +1,197 @@
+//! Saved cohorts over the API: `POST /api/v1/cohorts` (create), `GET /api/v1/cohorts` (list
+//! with member counts), `GET` / `DELETE /api/v1/cohorts/{id}`, and Mixpanel's
+//! `cohorts/list`. Reports name cohorts by id; [`resolve`] turns the ids into members.
+
+use crate::export::{ProjectParam, authenticate};
+use crate::{ApiError, AppState};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use canopy_analytics::CohortDefinition;
+use canopy_control::CohortRow;
+use canopy_query::PersonSet;
+use canopy_types::ProjectId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateCohort {
+    name: String,
+    #[serde(default)]
+    description: String,
+    definition: CohortDefinition,
+}
+
+const MAX_NAME: usize = 255;
+
+fn load(
+    state: &AppState,
+    project: ProjectId,
+    id: u64,
+) -> Result<(CohortRow, CohortDefinition), ApiError> {
+    let row = state
+        .projects
+        .control()
+        .cohort(project, id)?
+        .ok_or(ApiError::NotFound)?;
+    let def = CohortDefinition::from_stored(&row.definition)?;
+    Ok((row, def))
+}
+
+/// The members of saved cohort `id`, now.
+pub(crate) async fn members(
+    state: &AppState,
+    project: ProjectId,
+    id: u64,
+) -> Result<HashSet<u64>, ApiError> {
+    let (_, def) = load(state, project, id)?;
+    let set = def
+        .members(&state.queries, project, state.clock.now_ms())
+        .await?;
+    Ok(set.as_ref().clone())
+}
+
+/// Names and members of the cohorts a report refers to; an unknown id is the client's error.
+pub(crate) async fn resolve(
+    state: &AppState,
+    project: ProjectId,
+    ids: &[u64],
+) -> Result<HashMap<u64, (String, PersonSet)>, ApiError> {
+    let mut out = HashMap::new();
+    for &id in ids {
+        let (row, def) = load(state, project, id)
+            .map_err(|_| ApiError::BadRequest(format!("unknown cohort {id}")))?;
+        let members = def
+            .members(&state.queries, project, state.clock.now_ms())
+            .await?;
+        out.insert(id, (row.name, members));
+    }
+    Ok(out)
+}
+
+async fn with_count(
+    state: &AppState,
+    project: ProjectId,
+    row: CohortRow,
+) -> Result<Value, ApiError> {
+    let def = CohortDefinition::from_stored(&row.definition)?;
+    let count = def
+        .members(&state.queries, project, state.clock.now_ms())
+        .await?
+        .len();
+    Ok(json!({
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "definition": def,
+        "created_ms": row.created_ms,
+        "count": count,
+    }))
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let req: CreateCohort =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("cohort: {e}")))?;
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(ApiError::BadRequest(format!(
+            "a cohort name has 1 to {MAX_NAME} characters"
+        )));
+    }
+    req.definition.validate()?;
+    let id = state.projects.control().create_cohort(
+        project,
+        name,
+        &req.description,
+        &req.definition.to_stored(),
+    )?;
+    let (row, _) = load(&state, project, id)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(with_count(&state, project, row).await?),
+    ))
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+) -> Result<Json<Value>, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let mut out = Vec::new();
+    for row in state.projects.control().cohorts(project)? {
+        out.push(with_count(&state, project, row).await?);
+    }
+    Ok(Json(json!({ "cohorts": out })))
+}
+
+pub(crate) async fn get_one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    Query(p): Query<ProjectParam>,
+) -> Result<Json<Value>, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let (row, _) = load(&state, project, id)?;
+    Ok(Json(with_count(&state, project, row).await?))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    Query(p): Query<ProjectParam>,
+) -> Result<StatusCode, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    if state.projects.control().delete_cohort(project, id)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Mixpanel's `cohorts/list`: `[{"count", "is_visible", "description", "created",
+/// "project_id", "id", "name"}]`.
+pub(crate) async fn mixpanel_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+) -> Result<Json<Value>, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let mut out = Vec::new();
+    for row in state.projects.control().cohorts(project)? {
+        let v = with_count(&state, project, row).await?;
+        let created = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(
+            v["created_ms"].as_i64().unwrap_or(0),
+        )
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default();
+        out.push(json!({
+            "count": v["count"],
+            "is_visible": 1,
+            "description": v["description"],
+            "created": created,
+            "project_id": project.0,
+            "id": v["id"],
+            "name": v["name"],
+        }));
+    }
+    Ok(Json(Value::Array(out)))
+}
