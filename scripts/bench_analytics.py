@@ -87,7 +87,7 @@ def sql_funnel_duckdb():
 
 def sql_funnel_ch():
     a, b, c = FUNNEL
-    return ("SELECT countIf(l >= 1), countIf(l >= 2), countIf(l >= 3) FROM (SELECT person, windowFunnel(%d)(time, "
+    return ("SELECT countIf(l >= 1), countIf(l >= 2), countIf(l >= 3) FROM (SELECT person, windowFunnel(%d)(toUInt64(time), "
             "event = '%s' AND time < %d, event = '%s', event = '%s') AS l FROM events WHERE event IN ('%s', '%s', '%s') "
             "AND time >= %d AND time < %d GROUP BY person)"
             % (WEEK, a, START + SPAN, b, c, a, b, c, START, START + SPAN + WEEK))

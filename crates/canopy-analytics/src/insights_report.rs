@@ -331,6 +331,8 @@ pub async fn insights(engine: &QueryEngine, req: &InsightsRequest) -> Result<Ins
         if distinct > limit {
             if req.drop_other {
                 rows.retain(|(_, r)| top.contains(&r.segment));
+            } else if additive(&base.measure) {
+                rows = fold_other(rows, &top);
             } else {
                 rows = run(req.from_ms, req.to_ms, Some(top.clone())).await?.1;
             }
@@ -364,6 +366,49 @@ pub async fn insights(engine: &QueryEngine, req: &InsightsRequest) -> Result<Ins
 }
 
 type Rows = Vec<(usize, AggregateRow)>;
+
+/// Measures whose value for a union of segments is the sum of the segments' values.
+fn additive(m: &Measure) -> bool {
+    matches!(
+        m,
+        Measure::Total
+            | Measure::Property {
+                stat: Stat::Sum,
+                ..
+            }
+    )
+}
+
+/// Sums every segment outside `keep` into `$other`, per event and bucket (for additive
+/// measures, this saves the second scan).
+fn fold_other(rows: Rows, keep: &[Option<String>]) -> Rows {
+    let mut out: Rows = Vec::with_capacity(rows.len());
+    let mut other: BTreeMap<(usize, Option<u32>), (String, Option<f64>)> = BTreeMap::new();
+    for (e, r) in rows {
+        if keep.contains(&r.segment) {
+            out.push((e, r));
+            continue;
+        }
+        let slot = other
+            .entry((e, r.bucket))
+            .or_insert_with(|| (r.event.clone(), None));
+        if let Some(v) = r.value {
+            slot.1 = Some(slot.1.unwrap_or(0.0) + v);
+        }
+    }
+    for ((e, bucket), (event, value)) in other {
+        out.push((
+            e,
+            AggregateRow {
+                event,
+                segment: Some(canopy_query::OTHER_SEGMENT.to_string()),
+                bucket,
+                value,
+            },
+        ));
+    }
+    out
+}
 
 fn segments_per_event(rows: &Rows) -> HashMap<usize, usize> {
     let mut n = HashMap::new();

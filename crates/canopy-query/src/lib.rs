@@ -33,14 +33,19 @@ pub use segmentation::{
     Stat,
 };
 pub use sequences::{SequenceRequest, SequenceRow};
-pub use table::{CanopyTable, QueryEngine};
+pub use table::{CanopyTable, DEFAULT_QUERY_MEMORY, QueryEngine};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error(transparent)]
     Store(#[from] canopy_store::StoreError),
     #[error("query engine: {0}")]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    DataFusion(datafusion::error::DataFusionError),
+    /// The query needs more memory than `query.memory_limit` allows.
+    #[error(
+        "the query needs more memory than the query memory limit allows; narrow the date range, the events or the breakdown, or raise the limit"
+    )]
+    TooLarge,
     #[error("columns: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
     #[error("invalid `where` expression: {0}")]
@@ -52,6 +57,15 @@ pub enum QueryError {
 }
 
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+impl From<datafusion::error::DataFusionError> for QueryError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        match e.find_root() {
+            datafusion::error::DataFusionError::ResourcesExhausted(_) => QueryError::TooLarge,
+            _ => QueryError::DataFusion(e),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -11,12 +11,17 @@ use canopy_identity::IdentityStore;
 use canopy_store::{SegmentMeta, Snapshot, Store, Table, segment_decryption_properties};
 use canopy_types::ProjectId;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::DFSchema;
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::Expr;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
@@ -36,7 +41,26 @@ pub struct QueryEngine {
     target_partitions: usize,
     /// Materialized profiles per project, with the signature of the data they came from.
     profile_cache: Arc<Mutex<HashMap<ProjectId, CachedProfiles>>>,
+    /// Shared across queries: DataFusion's cache of segment footers (decrypted metadata), so
+    /// a query does not re-read and re-decrypt every segment's footer.
+    runtime: Arc<RuntimeEnv>,
+    /// The most memory one query's operators (hash tables, sorts) may hold.
+    memory_limit: usize,
 }
+
+/// The caches every query shares. Spilling to disk is off: a spill file would hold
+/// decrypted events outside the encrypted segments, so a query over its memory limit fails.
+fn shared_runtime() -> Arc<RuntimeEnv> {
+    RuntimeEnvBuilder::new()
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build_arc()
+        .unwrap_or_else(|_| Arc::new(RuntimeEnv::default()))
+}
+
+/// Default bound on one query's operator memory.
+pub const DEFAULT_QUERY_MEMORY: usize = 4 << 30;
 
 impl QueryEngine {
     pub fn new(store: Store, identity: Arc<IdentityStore>) -> Self {
@@ -48,7 +72,28 @@ impl QueryEngine {
             identity,
             target_partitions: cores,
             profile_cache: Arc::default(),
+            runtime: shared_runtime(),
+            memory_limit: DEFAULT_QUERY_MEMORY,
         }
+    }
+
+    /// Bounds each query's operator memory; a query that needs more fails with
+    /// [`QueryError::TooLarge`] instead of exhausting the machine.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes.max(1 << 20);
+        self
+    }
+
+    /// A runtime for one query: its own memory pool, the shared caches.
+    fn query_runtime(&self) -> Arc<RuntimeEnv> {
+        let shared = &self.runtime;
+        Arc::new(RuntimeEnv {
+            memory_pool: Arc::new(GreedyMemoryPool::new(self.memory_limit)),
+            disk_manager: shared.disk_manager.clone(),
+            cache_manager: shared.cache_manager.clone(),
+            object_store_registry: shared.object_store_registry.clone(),
+            parquet_encryption_factory_registry: shared.parquet_encryption_factory_registry.clone(),
+        })
     }
 
     /// Identifies the profile data of a project: its profile segments, its tail, its merges.
@@ -117,8 +162,12 @@ impl QueryEngine {
             .set_bool(
                 "datafusion.optimizer.enable_leaf_expression_pushdown",
                 false,
-            );
-        let ctx = SessionContext::new_with_config(config);
+            )
+            // Time and event predicates run inside the Parquet scan, before other columns are
+            // decoded, and prune row groups by their statistics.
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_bool("datafusion.execution.parquet.reorder_filters", true);
+        let ctx = SessionContext::new_with_config_rt(config, self.query_runtime());
         let mut snapshot = self.store.snapshot(project);
         if let Some((from, to)) = time_range {
             snapshot
@@ -243,11 +292,20 @@ impl TableProvider for CanopyTable {
         TableType::Base
     }
 
+    /// Filters reach the Parquet scan as a predicate (pruning and late materialization);
+    /// DataFusion still applies them above the scan, so the tail needs no special case.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
@@ -264,8 +322,12 @@ impl TableProvider for CanopyTable {
                 load[i] += size;
                 groups[i].push(PartitionedFile::new(path.clone(), *size));
             }
-            let source =
+            let mut source =
                 ParquetSource::new(self.schema.clone()).with_encryption_factory(self.keys.clone());
+            if let Some(predicate) = conjunction(filters.iter().cloned()) {
+                let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+                source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+            }
             let config =
                 FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
                     .with_file_groups(groups.into_iter().map(FileGroup::from).collect())

@@ -329,3 +329,38 @@ async fn cohorts_of_doers_and_of_profiles_filter_and_split_events() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_query_over_its_memory_limit_fails_clearly_instead_of_spilling() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, engine) = engine(dir.path());
+    let engine = engine.with_memory_limit(1 << 20);
+    let events: Vec<Record> = (0..60_000)
+        .map(|i| {
+            event(
+                "Buy",
+                i,
+                json!({"$user_id": format!("u{i}"), "order": format!("order-{i:08}")}),
+            )
+        })
+        .collect();
+    append(&engine, IdMergeMode::Simplified, events).await;
+    store.flush_now().unwrap();
+    let mut req = request(Measure::Unique);
+    req.to_ms = T0 + 100 * HOUR;
+    req.buckets = None;
+    req.breakdown = Some(Breakdown {
+        by: BreakdownBy::Property {
+            property: "order".into(),
+            source: Source::Event,
+        },
+        keep: None,
+    });
+    let err = engine.aggregate(&req).await.unwrap_err();
+    assert!(matches!(err, crate::QueryError::TooLarge), "{err}");
+    let small = request(Measure::Total);
+    assert!(
+        engine.aggregate(&small).await.is_ok(),
+        "small queries still run"
+    );
+}

@@ -32,9 +32,9 @@ impl From<canopy_store::StoreError> for ApiError {
 impl From<canopy_query::QueryError> for ApiError {
     fn from(e: canopy_query::QueryError) -> Self {
         match e {
-            canopy_query::QueryError::Where(_) | canopy_query::QueryError::Invalid(_) => {
-                ApiError::BadRequest(e.to_string())
-            }
+            canopy_query::QueryError::Where(_)
+            | canopy_query::QueryError::Invalid(_)
+            | canopy_query::QueryError::TooLarge => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

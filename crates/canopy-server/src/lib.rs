@@ -80,6 +80,13 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Bounds each query's operator memory (`[query] memory_limit_mb`).
+    pub fn set_query_memory_limit(&mut self, bytes: usize) {
+        let engine = Arc::new((*self.queries).clone().with_memory_limit(bytes));
+        self.queries = engine.clone();
+        self.engine = engine;
+    }
+
     pub fn new(
         control: Arc<dyn ControlPlane>,
         keyring: Arc<dyn canopy_crypto::ProjectKeyring>,

@@ -7,7 +7,8 @@ use arrow::record_batch::RecordBatch;
 use canopy_crypto::Key;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::schema::types::ColumnPath;
 use parquet::encryption::decrypt::FileDecryptionProperties;
 use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::file::properties::WriterProperties;
@@ -39,11 +40,20 @@ pub(crate) fn write_segment(
     let encryption = FileEncryptionProperties::builder(key.as_bytes().to_vec())
         .with_aad_prefix(aad_prefix(segment_id))
         .build()?;
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .with_file_encryption_properties(encryption)
-        .build();
+        .with_file_encryption_properties(encryption);
+    // Rows are sorted by (person, time): person keys and times grow in small steps, which
+    // delta encoding stores compactly and decodes far faster than dictionary + zstd.
+    for column in ["person", "time", "received"] {
+        let c = ColumnPath::from(column);
+        props = props
+            .set_column_dictionary_enabled(c.clone(), false)
+            .set_column_encoding(c.clone(), Encoding::DELTA_BINARY_PACKED)
+            .set_column_compression(c, Compression::LZ4_RAW);
+    }
+    let props = props.build();
     let tmp = path.with_extension("parquet.tmp");
     let file = File::create(&tmp).map_err(io_err(&tmp))?;
     let mut writer = ArrowWriter::try_new(file, first.schema(), Some(props))?;

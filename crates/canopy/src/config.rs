@@ -24,6 +24,25 @@ pub struct FileConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub privacy: PrivacyConfig,
+    #[serde(default)]
+    pub query: QueryConfig,
+}
+
+/// Query execution limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// The most memory one query's operators (hash tables, sorts) may hold, in MiB; a query
+    /// that needs more fails with a clear error (nothing spills to disk).
+    pub memory_limit_mb: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit_mb: canopy_query::DEFAULT_QUERY_MEMORY >> 20,
+        }
+    }
 }
 
 /// Server-wide privacy inputs (per-project rules live in the project settings).
@@ -116,6 +135,7 @@ pub struct Config {
     pub log_level: String,
     pub geoip_db: Option<PathBuf>,
     pub client_ip_header: Option<String>,
+    pub query_memory_limit: usize,
 }
 
 impl Config {
@@ -195,6 +215,7 @@ impl Config {
             log_level: file.log.level,
             geoip_db: flags.geoip_db.clone().or(file.privacy.geoip_db),
             client_ip_header: file.privacy.client_ip_header,
+            query_memory_limit: file.query.memory_limit_mb.max(16) << 20,
         };
         config.check_paths()?;
         Ok(config)

@@ -162,6 +162,7 @@ pub async fn start(config: &Config, lock: File, announce: bool) -> Result<Runnin
         Arc::new(SystemClock),
     );
     state.metrics = metrics;
+    state.set_query_memory_limit(config.query_memory_limit);
     state.enrichment = Arc::new(canopy_server::enrich::Enrichment {
         geoip: match &config.geoip_db {
             Some(path) => {
