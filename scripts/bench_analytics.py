@@ -131,10 +131,15 @@ def normalize(kind, rows):
 class Canopy:
     def __init__(self, binary, tmp):
         self.bin, self.data = binary, os.path.join(tmp, "canopy-data")
-        os.makedirs(self.data)
-        out = subprocess.run([binary, "project", "create", "bench", "--json", "--data-dir", self.data],
-                             check=True, capture_output=True, text=True)
-        self.project = json.loads(out.stdout)
+        saved = os.path.join(tmp, "canopy-project.json")
+        if os.path.exists(saved):
+            self.project = json.load(open(saved))
+        else:
+            os.makedirs(self.data)
+            out = subprocess.run([binary, "project", "create", "bench", "--json", "--data-dir", self.data],
+                                 check=True, capture_output=True, text=True)
+            self.project = json.loads(out.stdout)
+            json.dump(self.project, open(saved, "w"))
         self.start()
 
     def start(self):
@@ -156,9 +161,12 @@ class Canopy:
         self.proc.wait(timeout=600)
 
     def request(self, path, body=None):
-        req = urllib.request.Request(self.url + path, data=None if body is None else json.dumps(body).encode())
-        import base64
-        req.add_header("Authorization", "Basic " + base64.b64encode((self.project["api_secret"] + ":").encode()).decode())
+        # The local admin token (in the data dir) with project_id, as the CLI authenticates.
+        sep = "&" if "?" in path else "?"
+        url = "%s%s%sproject_id=%d" % (self.url, path, sep, self.project["id"])
+        req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode())
+        token = open(os.path.join(self.data, "admin.token")).read().strip()
+        req.add_header("Authorization", "Bearer " + token)
         req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, timeout=3600) as r:
             return r.read().decode()
@@ -226,10 +234,17 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--bin", required=True)
     ap.add_argument("--workdir", default=None, help="keep the data here (default: a temp dir)")
+    ap.add_argument("--reuse", action="store_true", help="query the data already loaded in --workdir")
     args = ap.parse_args()
     n = 100_000_000 if args.big else args.events
     tmp = args.workdir or tempfile.mkdtemp(prefix="canopy-bench-analytics-")
     os.makedirs(tmp, exist_ok=True)
+    if args.reuse and os.path.exists(os.path.join(tmp, "loaded")):
+        duck = duckdb.connect(os.path.join(tmp, "duck.db"))
+        ch = chdb.session.Session(os.path.join(tmp, "chdb"))
+        canopy = Canopy(args.bin, tmp)
+        canopy.settle()
+        return measure(args, n, tmp, duck, ch, canopy)
     t0 = time.time()
     table = generate(n, args.persons)
     parquet = os.path.join(tmp, "events.parquet")
@@ -260,7 +275,11 @@ def main():
     segments = canopy.settle()
     print("loaded Canopy in %.0f s (%s segments)" % (time.time() - t1, int(segments[1])), flush=True)
     os.remove(ndjson)
+    open(os.path.join(tmp, "loaded"), "w").close()
+    measure(args, n, tmp, duck, ch, canopy)
 
+
+def measure(args, n, tmp, duck, ch, canopy):
     engines = {
         "canopy": lambda k: canopy.query(k),
         "duckdb": lambda k: normalize(k, duck.execute(

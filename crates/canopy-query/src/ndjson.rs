@@ -102,22 +102,6 @@ impl<'a> EventColumns<'a> {
         })
     }
 
-    pub(crate) fn event(&self, row: usize) -> Option<&'a str> {
-        self.event.get(row)
-    }
-
-    pub(crate) fn time_ms(&self, row: usize) -> i64 {
-        self.time.value(row)
-    }
-
-    pub(crate) fn received_ms(&self, row: usize) -> i64 {
-        self.received.value(row)
-    }
-
-    pub(crate) fn insert_id(&self, row: usize) -> Option<&'a str> {
-        self.insert.get(row)
-    }
-
     /// The properties of `row` as a map (for `where` evaluation), including `time` in seconds
     /// and `distinct_id`, as Mixpanel's expressions see them.
     pub(crate) fn properties(&self, row: usize) -> Map<String, Value> {

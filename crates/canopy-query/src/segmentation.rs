@@ -194,11 +194,16 @@ impl QueryEngine {
             } => property_expr(&fields, source.prefix(), property, PropKind::Number),
             _ => lit(ScalarValue::Float64(None)),
         };
+        // The person is read (and merges applied) only when the measure counts people.
+        let person = match req.measure {
+            Measure::Unique | Measure::PerPerson(_) => col("person"),
+            _ => lit(ScalarValue::UInt64(None)),
+        };
         let df = df.select(vec![
             col("event").alias("ev"),
             segment.alias("seg"),
             bucket.alias("bucket"),
-            col("person"),
+            person.alias("person"),
             value.alias("val"),
         ])?;
         let bucketed = req.buckets.is_some();

@@ -3,10 +3,10 @@
 //! so a person's anonymous and identified events form one sequence. Ties in time are broken by
 //! arrival (received time), then insert id, so every engine orders them alike.
 
-use crate::ndjson::EventColumns;
+use crate::ndjson::{EventColumns, Strings};
 use crate::table::QueryEngine;
 use crate::{QueryError, Result};
-use arrow::array::{Array, UInt64Array};
+use arrow::array::{Array, ArrayRef, RecordBatch, TimestampMillisecondArray, UInt64Array};
 use canopy_types::ProjectId;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{col, lit};
@@ -37,11 +37,23 @@ pub struct SequenceRow {
     pub event: u16,
     pub properties: Option<Map<String, Value>>,
     received_ms: i64,
-    insert_id: String,
+    /// (batch, row) of the row's insert id, read only to break ties in time and arrival.
+    tie: (u32, u32),
+}
+
+fn missing(name: &str) -> QueryError {
+    QueryError::Invalid(format!("the sequence scan needs the column {name}"))
+}
+
+fn timestamps<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a TimestampMillisecondArray> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref())
+        .ok_or_else(|| missing(name))
 }
 
 impl QueryEngine {
-    /// The rows of `req`, ordered by (person, time, arrival).
+    /// The rows of `req`, ordered by (person, time, arrival, insert id).
     pub async fn sequences(&self, req: &SequenceRequest) -> Result<Vec<SequenceRow>> {
         if req.events.is_empty() || req.events.len() > usize::from(u16::MAX) {
             return Err(QueryError::Invalid(
@@ -55,7 +67,7 @@ impl QueryEngine {
                 Some("UTC".into()),
             ))
         };
-        let df = ctx.table("events").await?.filter(
+        let mut df = ctx.table("events").await?.filter(
             col("time")
                 .gt_eq(ts(req.from_ms))
                 .and(col("time").lt(ts(req.to_ms)))
@@ -64,26 +76,53 @@ impl QueryEngine {
                         .in_list(req.events.iter().map(|e| lit(e.as_str())).collect(), false),
                 ),
         )?;
+        if !req.with_properties {
+            // Only what ordering and matching need: no canonical ids, no property columns.
+            df = df.select(vec![
+                col("person"),
+                col("time"),
+                col("received"),
+                col("insert_id"),
+                col("event"),
+            ])?;
+        }
         let mut stream = df.execute_stream().await?;
         let mut rows = Vec::new();
+        let mut insert_ids: Vec<ArrayRef> = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            let cols = EventColumns::new(&batch)?;
-            let person = batch
-                .column_by_name("person")
-                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-                .ok_or_else(|| QueryError::Invalid("events need a person column".into()))?;
             if rows.len() + batch.num_rows() > req.max_rows {
                 return Err(QueryError::Invalid(format!(
                     "the query needs more than {} events in memory; narrow the date range or raise query.max_rows",
                     req.max_rows
                 )));
             }
+            let person = batch
+                .column_by_name("person")
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+                .ok_or_else(|| missing("person"))?;
+            let (time, received) = (timestamps(&batch, "time")?, timestamps(&batch, "received")?);
+            let names = batch
+                .column_by_name("event")
+                .and_then(Strings::of)
+                .ok_or_else(|| missing("event"))?;
+            let props = if req.with_properties {
+                Some(EventColumns::new(&batch)?)
+            } else {
+                None
+            };
+            let b = insert_ids.len() as u32;
+            insert_ids.push(
+                batch
+                    .column_by_name("insert_id")
+                    .cloned()
+                    .ok_or_else(|| missing("insert_id"))?,
+            );
             for row in 0..batch.num_rows() {
                 let Some(event) = req
                     .events
                     .iter()
-                    .position(|e| Some(e.as_str()) == cols.event(row))
+                    .position(|e| Some(e.as_str()) == names.get(row))
                 else {
                     continue;
                 };
@@ -93,18 +132,24 @@ impl QueryEngine {
                     } else {
                         person.value(row)
                     },
-                    time_ms: cols.time_ms(row),
+                    time_ms: time.value(row),
                     event: event as u16,
-                    properties: req.with_properties.then(|| cols.properties(row)),
-                    received_ms: cols.received_ms(row),
-                    insert_id: cols.insert_id(row).unwrap_or_default().to_string(),
+                    properties: props.as_ref().map(|c| c.properties(row)),
+                    received_ms: received.value(row),
+                    tie: (b, row as u32),
                 });
             }
         }
+        let insert_id = |r: &SequenceRow| {
+            insert_ids
+                .get(r.tie.0 as usize)
+                .and_then(Strings::of)
+                .and_then(|s| s.get(r.tie.1 as usize))
+        };
         rows.sort_unstable_by(|a, b| {
             (a.person, a.time_ms, a.received_ms)
                 .cmp(&(b.person, b.time_ms, b.received_ms))
-                .then_with(|| a.insert_id.cmp(&b.insert_id))
+                .then_with(|| insert_id(a).cmp(&insert_id(b)))
         });
         Ok(rows)
     }
