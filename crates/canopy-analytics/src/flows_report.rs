@@ -89,12 +89,20 @@ pub async fn flows(engine: &QueryEngine, req: &FlowsRequest) -> Result<FlowsRepo
         all_anchors: req.all_anchors,
         collapse_repeats: !req.keep_repeats,
     };
+    let shards = rows.fold_persons(
+        || (Flows::default(), Vec::<&str>::new()),
+        |(flows, path), person| {
+            path.clear();
+            path.extend(person.iter().map(|r| names[usize::from(r.event)].as_str()));
+            spec.add_person(path, flows);
+        },
+    );
     let mut flows = Flows::default();
-    let mut path: Vec<&str> = Vec::new();
-    for person in rows.chunk_by(|a, b| a.person == b.person) {
-        path.clear();
-        path.extend(person.iter().map(|r| names[usize::from(r.event)].as_str()));
-        spec.add_person(&path, &mut flows);
+    for (shard, _) in shards {
+        flows.paths += shard.paths;
+        for (k, v) in shard.links {
+            *flows.links.entry(k).or_insert(0) += v;
+        }
     }
     let mut links: Vec<Link> = flows
         .links

@@ -42,6 +42,8 @@ pub struct FunnelSpec {
 /// How far one person got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversion {
+    /// Index (in the person's events) of the attempt's first event.
+    pub start: usize,
     /// Steps reached (1..=steps); 0 when the person never did step 1.
     pub level: usize,
     /// Time of each reached step, from the start of the attempt.
@@ -56,6 +58,7 @@ impl FunnelSpec {
     /// Evaluates one person; `events` in time order.
     pub fn evaluate(&self, events: &[StepEvent]) -> Conversion {
         let mut best = Conversion {
+            start: 0,
             level: 0,
             times: Vec::new(),
             constant: None,
@@ -105,6 +108,7 @@ impl FunnelSpec {
             }
         }
         Conversion {
+            start,
             level: next,
             times,
             constant: first.constant.clone(),
@@ -135,6 +139,7 @@ impl FunnelSpec {
             }
         }
         Conversion {
+            start,
             level: done.count_ones() as usize,
             times,
             constant: first.constant.clone(),

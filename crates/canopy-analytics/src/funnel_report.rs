@@ -4,11 +4,14 @@
 //! counts people per step and the times between steps.
 
 use crate::funnel::{FunnelSpec, Order, StepEvent};
+use crate::funnel_tally::{Tally, TimeToConvert};
 use crate::step::{Step, StepDef};
+use crate::time_buckets::{Unit, buckets, parse_tz};
 use crate::{AnalyticsError, Result};
 use canopy_query::{QueryEngine, SequenceRequest, SequenceRow};
 use canopy_types::ProjectId;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// An event that ends an attempt between step `after_step` and the next (1-based).
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +37,39 @@ pub struct FunnelRequest {
     /// A property every step of an attempt must share (Mixpanel's "hold property constant").
     #[serde(default)]
     pub hold_constant: Option<String>,
+    /// Split people by a property of the event they entered with.
+    #[serde(default)]
+    pub breakdown: Option<FunnelBreakdown>,
+    /// Conversion per `day` / `week` / `month` of entry, in the project's time zone.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// IANA zone of the entry buckets (the project's setting, filled by the server).
+    #[serde(skip)]
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FunnelBreakdown {
+    pub property: String,
+    /// Segments shown (largest first by people entering); the rest are `$other`.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// People per step in one breakdown segment.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SegmentSteps {
+    pub segment: Option<String>,
+    pub counts: Vec<u64>,
+}
+
+/// Entered and completed per entry bucket.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OverTime {
+    pub unit: String,
+    pub buckets: Vec<String>,
+    pub entered: Vec<u64>,
+    pub completed: Vec<u64>,
 }
 
 fn specific() -> String {
@@ -58,6 +94,11 @@ pub struct StepReport {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FunnelReport {
     pub steps: Vec<StepReport>,
+    pub time_to_convert: TimeToConvert,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub over_time: Option<OverTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Vec<SegmentSteps>>,
 }
 
 /// Mixpanel's longest conversion window.
@@ -110,7 +151,24 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
     names.extend(req.exclusions.iter().map(|x| x.event.clone()));
     names.sort();
     names.dedup();
-    let with_properties = steps.iter().any(Step::has_filter) || req.hold_constant.is_some();
+    let with_properties = steps.iter().any(Step::has_filter)
+        || req.hold_constant.is_some()
+        || req.breakdown.is_some();
+    let over_time = match req.unit.as_deref() {
+        None => None,
+        Some(u) => {
+            let unit = Unit::parse(u)?;
+            if unit == Unit::Hour {
+                return Err(AnalyticsError::Invalid(
+                    "conversion over time is by day, week or month".into(),
+                ));
+            }
+            Some((
+                u.to_string(),
+                buckets(&parse_tz(&req.timezone)?, unit, req.from_ms, req.to_ms)?,
+            ))
+        }
+    };
     let rows = engine
         .sequences(&SequenceRequest {
             project: req.project,
@@ -157,22 +215,43 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
             constant,
         }
     };
-    let mut counts = vec![0u64; n];
-    let mut from_prev = vec![0f64; n];
-    let mut from_start = vec![0f64; n];
-    let mut person_events: Vec<StepEvent> = Vec::new();
-    for person in rows.chunk_by(|a, b| a.person == b.person) {
-        person_events.clear();
-        person_events.extend(person.iter().map(step_event));
-        let c = spec.evaluate(&person_events);
-        for s in 0..c.level {
-            counts[s] += 1;
-            if s > 0 && order == Order::Specific {
-                from_prev[s] += (c.times[s] - c.times[s - 1]) as f64;
-                from_start[s] += (c.times[s] - c.times[0]) as f64;
+    let starts: &[i64] = over_time.as_ref().map_or(&[], |(_, (s, _))| s.as_slice());
+    let ordered = order == Order::Specific;
+    let tallies = rows.fold_persons(
+        || (Tally::new(n, starts.len()), Vec::<StepEvent>::new()),
+        |(tally, person_events), person| {
+            person_events.clear();
+            person_events.extend(person.iter().map(step_event));
+            let c = spec.evaluate(person_events);
+            if c.level == 0 {
+                return;
             }
-        }
-    }
+            let entry = c.times.first().copied().unwrap_or_default();
+            let bucket = (!starts.is_empty())
+                .then(|| starts.partition_point(|s| *s <= entry).checked_sub(1))
+                .flatten();
+            let segment = req.breakdown.as_ref().map(|b| {
+                person
+                    .get(c.start)
+                    .and_then(|r| r.properties.as_ref()?.get(&b.property))
+                    .and_then(canopy_query::value_text)
+            });
+            tally.add(&c, ordered, bucket, segment);
+        },
+    );
+    let tally = tallies
+        .into_iter()
+        .map(|(t, _)| t)
+        .reduce(Tally::merge)
+        .unwrap_or_else(|| Tally::new(n, starts.len()));
+    let Tally {
+        counts,
+        from_prev,
+        from_start,
+        durations,
+        over_time: per_bucket,
+        segments,
+    } = tally;
     let entered = counts[0];
     let steps = (0..n)
         .map(|s| {
@@ -194,5 +273,46 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
             }
         })
         .collect();
-    Ok(FunnelReport { steps })
+    let breakdown = req
+        .breakdown
+        .as_ref()
+        .map(|b| top_segments(segments, b.limit.unwrap_or(10).clamp(1, 10_000)));
+    Ok(FunnelReport {
+        steps,
+        time_to_convert: TimeToConvert::from_durations(durations),
+        over_time: over_time.map(|(unit, (_, labels))| OverTime {
+            unit,
+            buckets: labels,
+            entered: per_bucket.iter().map(|b| b.0).collect(),
+            completed: per_bucket.iter().map(|b| b.1).collect(),
+        }),
+        breakdown,
+    })
+}
+
+/// The `limit` segments with the most people entering (ties by label), the rest summed as
+/// `$other` (each person is in one segment, so people add up).
+fn top_segments(segments: HashMap<Option<String>, Vec<u64>>, limit: usize) -> Vec<SegmentSteps> {
+    let mut all: Vec<SegmentSteps> = segments
+        .into_iter()
+        .map(|(segment, counts)| SegmentSteps { segment, counts })
+        .collect();
+    all.sort_by(|a, b| {
+        b.counts
+            .first()
+            .cmp(&a.counts.first())
+            .then_with(|| a.segment.cmp(&b.segment))
+    });
+    if all.len() > limit {
+        let rest = all.split_off(limit);
+        let mut other = vec![0u64; rest.first().map_or(0, |r| r.counts.len())];
+        for r in rest {
+            other.iter_mut().zip(&r.counts).for_each(|(o, c)| *o += c);
+        }
+        all.push(SegmentSteps {
+            segment: Some(canopy_query::OTHER_SEGMENT.to_string()),
+            counts: other,
+        });
+    }
+    all
 }

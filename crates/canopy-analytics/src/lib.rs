@@ -8,6 +8,7 @@ pub mod flows;
 pub mod flows_report;
 pub mod funnel;
 pub mod funnel_report;
+pub mod funnel_tally;
 pub mod insights_report;
 pub mod retention;
 pub mod retention_report;

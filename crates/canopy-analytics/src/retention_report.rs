@@ -134,20 +134,32 @@ pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<R
         to_ms: req.to_ms,
     };
     let bucket = |t: i64| cohort_start(&tz, &req.unit, t);
+    let shards = rows.fold_persons(
+        || (RetentionTable::default(), Vec::<RetentionEvent>::new()),
+        |(table, person_events), person| {
+            person_events.clear();
+            person_events.extend(person.iter().map(|r| {
+                let name = names[usize::from(r.event)].as_str();
+                let props = r.properties.as_ref();
+                RetentionEvent {
+                    time_ms: r.time_ms,
+                    birth: born.matches(name, props),
+                    returned: returned.matches(name, props),
+                }
+            }));
+            spec.add_person(person_events, &bucket, table);
+        },
+    );
     let mut table = RetentionTable::default();
-    let mut person_events: Vec<RetentionEvent> = Vec::new();
-    for person in rows.chunk_by(|a, b| a.person == b.person) {
-        person_events.clear();
-        person_events.extend(person.iter().map(|r| {
-            let name = names[usize::from(r.event)].as_str();
-            let props = r.properties.as_ref();
-            RetentionEvent {
-                time_ms: r.time_ms,
-                birth: born.matches(name, props),
-                returned: returned.matches(name, props),
-            }
-        }));
-        spec.add_person(&person_events, &bucket, &mut table);
+    for (shard, _) in shards {
+        for (cohort, (people, counts)) in shard.cohorts {
+            let row = table
+                .cohorts
+                .entry(cohort)
+                .or_insert_with(|| (0, vec![0; counts.len()]));
+            row.0 += people;
+            row.1.iter_mut().zip(&counts).for_each(|(a, b)| *a += b);
+        }
     }
     let cohorts = table
         .cohorts

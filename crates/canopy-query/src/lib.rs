@@ -32,7 +32,7 @@ pub use segmentation::{
     AggregateRequest, AggregateRow, Breakdown, BreakdownBy, EventSelector, Measure, OTHER_SEGMENT,
     Stat,
 };
-pub use sequences::{SequenceRequest, SequenceRow};
+pub use sequences::{SequenceRequest, SequenceRow, Sequences};
 pub use table::{CanopyTable, DEFAULT_QUERY_MEMORY, QueryEngine};
 
 #[derive(Debug, thiserror::Error)]

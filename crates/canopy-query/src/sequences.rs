@@ -52,9 +52,49 @@ fn timestamps<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a TimestampMil
         .ok_or_else(|| missing(name))
 }
 
+/// The rows of a sequence scan, split by person into one shard per core; each shard is
+/// ordered by (person, time, arrival, insert id), and a person's rows are all in one shard.
+#[derive(Debug, Default)]
+pub struct Sequences {
+    shards: Vec<Vec<SequenceRow>>,
+}
+
+impl Sequences {
+    /// Folds every person's rows into an accumulator per shard, shards on their own threads.
+    pub fn fold_persons<A: Send>(
+        &self,
+        init: impl Fn() -> A + Sync,
+        f: impl Fn(&mut A, &[SequenceRow]) + Sync,
+    ) -> Vec<A> {
+        let (init, f) = (&init, &f);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .shards
+                .iter()
+                .map(|rows| {
+                    scope.spawn(move || {
+                        let mut acc = init();
+                        for person in rows.chunk_by(|a, b| a.person == b.person) {
+                            f(&mut acc, person);
+                        }
+                        acc
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        })
+    }
+
+    /// Every row, shard by shard.
+    pub fn rows(&self) -> impl Iterator<Item = &SequenceRow> {
+        self.shards.iter().flatten()
+    }
+}
+
 impl QueryEngine {
-    /// The rows of `req`, ordered by (person, time, arrival, insert id).
-    pub async fn sequences(&self, req: &SequenceRequest) -> Result<Vec<SequenceRow>> {
+    /// The rows of `req`, by person into shards, each ordered by (person, time, arrival,
+    /// insert id); the shards are sorted in parallel.
+    pub async fn sequences(&self, req: &SequenceRequest) -> Result<Sequences> {
         if req.events.is_empty() || req.events.len() > usize::from(u16::MAX) {
             return Err(QueryError::Invalid(
                 "between 1 and 65535 event names".into(),
@@ -87,11 +127,14 @@ impl QueryEngine {
             ])?;
         }
         let mut stream = df.execute_stream().await?;
-        let mut rows = Vec::new();
+        let n_shards = self.target_partitions().max(1);
+        let mut shards: Vec<Vec<SequenceRow>> = (0..n_shards).map(|_| Vec::new()).collect();
+        let mut total = 0usize;
         let mut insert_ids: Vec<ArrayRef> = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            if rows.len() + batch.num_rows() > req.max_rows {
+            total += batch.num_rows();
+            if total > req.max_rows {
                 return Err(QueryError::Invalid(format!(
                     "the query needs more than {} events in memory; narrow the date range or raise query.max_rows",
                     req.max_rows
@@ -126,12 +169,15 @@ impl QueryEngine {
                 else {
                     continue;
                 };
-                rows.push(SequenceRow {
-                    person: if person.is_null(row) {
-                        0
-                    } else {
-                        person.value(row)
-                    },
+                let person = if person.is_null(row) {
+                    0
+                } else {
+                    person.value(row)
+                };
+                // A multiplicative hash spreads sequential keys evenly over the shards.
+                let shard = (person.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % n_shards;
+                shards[shard].push(SequenceRow {
+                    person,
                     time_ms: time.value(row),
                     event: event as u16,
                     properties: props.as_ref().map(|c| c.properties(row)),
@@ -146,11 +192,18 @@ impl QueryEngine {
                 .and_then(Strings::of)
                 .and_then(|s| s.get(r.tie.1 as usize))
         };
-        rows.sort_unstable_by(|a, b| {
-            (a.person, a.time_ms, a.received_ms)
-                .cmp(&(b.person, b.time_ms, b.received_ms))
-                .then_with(|| insert_id(a).cmp(&insert_id(b)))
+        let insert_id = &insert_id;
+        std::thread::scope(|scope| {
+            for shard in shards.iter_mut() {
+                scope.spawn(move || {
+                    shard.sort_unstable_by(|a, b| {
+                        (a.person, a.time_ms, a.received_ms)
+                            .cmp(&(b.person, b.time_ms, b.received_ms))
+                            .then_with(|| insert_id(a).cmp(&insert_id(b)))
+                    })
+                });
+            }
         });
-        Ok(rows)
+        Ok(Sequences { shards })
     }
 }

@@ -139,6 +139,11 @@ impl QueryEngine {
         cache.insert(project, (signature, profiles));
     }
 
+    /// Parallelism of scans and per-person evaluation (the machine's cores).
+    pub fn target_partitions(&self) -> usize {
+        self.target_partitions
+    }
+
     pub fn identity(&self) -> &Arc<IdentityStore> {
         &self.identity
     }

@@ -30,7 +30,8 @@ fn report_request<T: serde::de::DeserializeOwned>(
 }
 
 /// `POST /api/v1/query/funnel` `{"from_ms", "to_ms", "steps": [{"event", "where"?}],
-/// "window_ms", "order"?, "exclusions"?: [{"event", "after_step"}], "hold_constant"?}`.
+/// "window_ms", "order"?, "exclusions"?: [{"event", "after_step"}], "hold_constant"?,
+/// "breakdown"?: {"property", "limit"?}, "unit"?: "day"|"week"|"month"}`.
 pub(crate) async fn funnel(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -40,6 +41,7 @@ pub(crate) async fn funnel(
     let (project, mut req): (_, FunnelRequest) =
         report_request(&state, &headers, &p, &body, "funnel")?;
     req.project = project;
+    req.timezone = state.projects.control().settings(project)?.1.timezone;
     Ok(Json(canopy_analytics::funnel(&state.queries, &req).await?))
 }
 

@@ -35,7 +35,7 @@ fn funnel_and_activity_across_merged_identities_windows_filters_and_the_range() 
     let user = |d: &str, u: &str| json!({"distinct_id": u, "$device_id": d, "$user_id": u});
     let events = vec![
         // A: anonymous Open, logs in at Browse, Buys as the user: one person, converts.
-        ev("Open", t0, dev("d-a"), json!({})),
+        ev("Open", t0, dev("d-a"), json!({"campaign": "tv"})),
         ev("Browse", t0 + MIN, user("d-a", "u-a"), json!({})),
         ev(
             "Buy",
@@ -44,14 +44,14 @@ fn funnel_and_activity_across_merged_identities_windows_filters_and_the_range() 
             json!({"price": 9}),
         ),
         // B: Buys two hours later: outside the 1-hour window.
-        ev("Open", t0, dev("d-b"), json!({})),
+        ev("Open", t0, dev("d-b"), json!({"campaign": "tv"})),
         ev("Browse", t0 + 2 * MIN, dev("d-b"), json!({})),
         ev("Buy", t0 + 120 * MIN, dev("d-b"), json!({"price": 9})),
         // C: out of order.
         ev("Browse", t0, dev("d-c"), json!({})),
         ev("Open", t0 + MIN, dev("d-c"), json!({})),
         // E: the purchase fails the step's filter.
-        ev("Open", t0, dev("d-e"), json!({})),
+        ev("Open", t0, dev("d-e"), json!({"campaign": "web"})),
         ev("Browse", t0 + MIN, dev("d-e"), json!({})),
         ev("Buy", t0 + 2 * MIN, dev("d-e"), json!({"price": 3})),
         // F: enters after the range: not counted.
@@ -87,6 +87,33 @@ fn funnel_and_activity_across_merged_identities_windows_filters_and_the_range() 
         json!(5.0 * MIN as f64)
     );
     assert_eq!(report["steps"][1]["step_conv_ratio"], json!(0.75));
+
+    // Time to convert, conversion by day of entry, and a breakdown by the entering event's
+    // property (top 1 + the rest).
+    assert_eq!(report["time_to_convert"]["median_ms"], json!(5 * MIN));
+    assert_eq!(
+        report["time_to_convert"]["counts"][1],
+        json!(1),
+        "(1, 5] minutes"
+    );
+    let mut split = body.clone();
+    split["breakdown"] = json!({"property": "campaign", "limit": 1});
+    split["unit"] = json!("day");
+    let r: Value = query(split).json().unwrap();
+    assert_eq!(
+        r["breakdown"],
+        json!([{"segment": "tv", "counts": [2, 2, 1]}, {"segment": "$other", "counts": [2, 1, 0]}]),
+        "{r}"
+    );
+    assert_eq!(
+        r["over_time"]["buckets"],
+        json!(["2026-09-21", "2026-09-22"])
+    );
+    assert_eq!(r["over_time"]["entered"], json!([4, 0]));
+    assert_eq!(r["over_time"]["completed"], json!([1, 0]));
+    let mut bad = body.clone();
+    bad["unit"] = json!("hour");
+    assert_eq!(query(bad).status(), 400);
 
     // Client mistakes are 400s with a reason.
     let mut bad = body.clone();
