@@ -195,8 +195,10 @@ impl QueryEngine {
         let insert_id = &insert_id;
         std::thread::scope(|scope| {
             for shard in shards.iter_mut() {
+                // A stable (run-adaptive) sort: segments are already ordered by (person,
+                // time), so a shard is a concatenation of sorted runs that merge cheaply.
                 scope.spawn(move || {
-                    shard.sort_unstable_by(|a, b| {
+                    shard.sort_by(|a, b| {
                         (a.person, a.time_ms, a.received_ms)
                             .cmp(&(b.person, b.time_ms, b.received_ms))
                             .then_with(|| insert_id(a).cmp(&insert_id(b)))
