@@ -148,7 +148,7 @@ fn run(name: &str, text: &str) {
 
 #[test]
 fn merge_rules_match_the_golden_files() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let dir = canopy_types::crate_dir!().join("tests/golden");
     let mut n = 0;
     let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
     files.sort_by_key(|f| f.path());

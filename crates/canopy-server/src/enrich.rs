@@ -173,8 +173,7 @@ mod tests {
     /// Builds the test database with MaxMind's Perl writer (installed by scripts/test-all).
     pub(crate) fn test_mmdb(dir: &Path) -> std::path::PathBuf {
         let out = dir.join("test.mmdb");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/geoip/make-test-mmdb.pl");
+        let script = canopy_types::crate_dir!().join("../../tests/geoip/make-test-mmdb.pl");
         let status = std::process::Command::new("perl")
             .arg(&script)
             .arg(&out)

@@ -13,3 +13,15 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{Event, ProfileTarget, ProfileUpdate, Record};
 pub use identity::{IDENTIFIER_PROPERTIES, IdMergeMode, is_identifier_property};
 pub use ids::{PersonKey, ProjectId};
+
+/// The calling crate's directory as the running test sees it (cargo sets `CARGO_MANIFEST_DIR`
+/// when it runs tests), falling back to the compile-time value: a test binary built from
+/// another checkout that shares the target dir still finds this checkout's files.
+#[macro_export]
+macro_rules! crate_dir {
+    () => {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    };
+}

@@ -12,7 +12,7 @@ use std::path::Path;
 
 fn make_mmdb(dir: &Path) -> std::path::PathBuf {
     let out = dir.join("geo.mmdb");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/geoip/make-test-mmdb.pl");
+    let script = canopy_types::crate_dir!().join("../../tests/geoip/make-test-mmdb.pl");
     let ok = std::process::Command::new("perl")
         .arg(script)
         .arg(&out)
