@@ -3,9 +3,12 @@
 
 use crate::Result;
 use crate::table::QueryEngine;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Schema};
 use canopy_types::{Event, PersonKey, ProjectId};
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{SessionContext, col, lit};
+use std::sync::Arc;
 
 /// Events stored under any of `keys`, in `[from_ms, to_ms)` when given, oldest first (or
 /// newest first), at most `limit`.
@@ -38,7 +41,10 @@ pub(crate) async fn cluster_events(
         .limit(0, Some(limit))?;
     let mut events = Vec::new();
     for batch in df.collect().await? {
-        events.extend(canopy_store::batch_to_events(&batch, project)?);
+        events.extend(canopy_store::batch_to_events(
+            &plain_strings(&batch)?,
+            project,
+        )?);
     }
     Ok(events)
 }
@@ -57,4 +63,24 @@ impl QueryEngine {
         let ctx = self.context(project, Some((from_ms, to_ms)))?;
         cluster_events(&ctx, project, &keys, Some((from_ms, to_ms)), true, limit).await
     }
+}
+
+/// The batch with string views as plain strings (the store's event decoder reads `Utf8`).
+fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        if f.data_type() == &DataType::Utf8View {
+            fields.push(f.as_ref().clone().with_data_type(DataType::Utf8));
+            columns.push(arrow::compute::cast(c, &DataType::Utf8)?);
+        } else {
+            fields.push(f.as_ref().clone());
+            columns.push(c.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }

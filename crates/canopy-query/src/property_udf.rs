@@ -10,7 +10,7 @@ use crate::ndjson::{Strings, number_value};
 use crate::{QueryError, Result};
 use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBuilder, Float64Array, Float64Builder, Int64Builder,
-    StringBuilder, TimestampMillisecondArray,
+    StringViewBuilder, TimestampMillisecondArray,
 };
 use arrow::datatypes::DataType;
 use datafusion::common::DataFusionError;
@@ -210,7 +210,7 @@ impl ScalarUDFImpl for PropertyUdf {
     }
     fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
         Ok(match self.kind {
-            PropKind::Text => DataType::Utf8,
+            PropKind::Text => DataType::Utf8View,
             PropKind::Number => DataType::Float64,
             PropKind::Time => DataType::Int64,
         })
@@ -235,8 +235,8 @@ impl ScalarUDFImpl for PropertyUdf {
                     return Ok(ColumnarValue::Array(arrays[1].clone()));
                 }
                 (Typed::Str(_), PropKind::Text) => {
-                    let utf8 = arrow::compute::cast(&arrays[1], &DataType::Utf8)?;
-                    return Ok(ColumnarValue::Array(utf8));
+                    let view = arrow::compute::cast(&arrays[1], &DataType::Utf8View)?;
+                    return Ok(ColumnarValue::Array(view));
                 }
                 _ => {}
             }
@@ -258,7 +258,7 @@ impl ScalarUDFImpl for PropertyUdf {
         };
         let out: ArrayRef = match self.kind {
             PropKind::Text => {
-                let mut b = StringBuilder::with_capacity(n, n * 8);
+                let mut b = StringViewBuilder::with_capacity(n);
                 for row in 0..n {
                     b.append_option(value(row).as_ref().and_then(value_text));
                 }

@@ -244,7 +244,10 @@ impl CanopyTable {
                 tail_raw.push(b);
             }
         }
-        let schema = merge_schemas(&schemas, table);
+        let mut schema = merge_schemas(&schemas, table);
+        if table == Table::Events {
+            schema = with_string_views(&schema);
+        }
         let tail = tail_raw
             .iter()
             .map(|b| align(b, &schema))
@@ -256,6 +259,21 @@ impl CanopyTable {
             tail,
         })
     }
+}
+
+/// Event text columns as `Utf8View`: DataFusion's Parquet reader decodes strings into views
+/// (`schema_force_view_types`), and a table typed `Utf8` would make it copy every string into
+/// a new array. (Profile updates stay `Utf8`: their decoder in `canopy-store` expects it.)
+fn with_string_views(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
 /// The union of segment schemas: fixed columns first, then typed properties by name. A

@@ -334,7 +334,7 @@ async fn cohorts_of_doers_and_of_profiles_filter_and_split_events() {
 async fn a_query_over_its_memory_limit_fails_clearly_instead_of_spilling() {
     let dir = tempfile::tempdir().unwrap();
     let (store, engine) = engine(dir.path());
-    let engine = engine.with_memory_limit(1 << 20);
+    let engine = engine.with_memory_limit(4 << 20);
     let events: Vec<Record> = (0..60_000)
         .map(|i| {
             event(
@@ -359,8 +359,6 @@ async fn a_query_over_its_memory_limit_fails_clearly_instead_of_spilling() {
     let err = engine.aggregate(&req).await.unwrap_err();
     assert!(matches!(err, crate::QueryError::TooLarge), "{err}");
     let small = request(Measure::Total);
-    assert!(
-        engine.aggregate(&small).await.is_ok(),
-        "small queries still run"
-    );
+    let small = engine.aggregate(&small).await;
+    assert!(small.is_ok(), "small queries still run: {small:?}");
 }
