@@ -207,14 +207,26 @@ impl QueryEngine {
             value.alias("val"),
         ])?;
         let bucketed = req.buckets.is_some();
+        // Grouping only by what varies: one event needs no event key, no breakdown no segment
+        // key (constant keys cost a hash-table column for every row); they are added back as
+        // literals after the aggregation.
+        let mut names: Vec<&str> = req.events.iter().map(|e| e.event.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let single_event = (names.len() == 1).then(|| names[0].to_string());
+        let mut keys: Vec<Expr> = Vec::new();
+        if single_event.is_none() {
+            keys.push(col("ev"));
+        }
+        if req.breakdown.is_some() {
+            keys.push(col("seg"));
+        }
         let groups = |extra: Option<&str>| -> Vec<Expr> {
-            let mut fine = vec![col("ev"), col("seg"), col("bucket")];
-            let mut whole = vec![col("ev"), col("seg")];
-            if let Some(x) = extra {
-                fine.push(col(x));
-                whole.push(col(x));
-            }
+            let mut whole = keys.clone();
+            whole.extend(extra.map(col));
             if bucketed {
+                let mut fine = whole.clone();
+                fine.push(col("bucket"));
                 vec![Expr::GroupingSet(GroupingSet::GroupingSets(vec![
                     fine, whole,
                 ]))]
@@ -222,35 +234,50 @@ impl QueryEngine {
                 whole
             }
         };
+        // `rows` tells a group of no events (a global aggregate over nothing) from a real one.
+        let rows = || count(lit(1)).alias("rows");
         let df = match &req.measure {
-            Measure::Total => df.aggregate(groups(None), vec![count(lit(1)).alias("v")])?,
-            Measure::Unique => {
-                df.aggregate(groups(None), vec![count_distinct(col("person")).alias("v")])?
-            }
-            Measure::Property { stat, .. } => {
-                df.aggregate(groups(None), vec![stat_expr(*stat, col("val")).alias("v")])?
-            }
+            Measure::Total => df.aggregate(groups(None), vec![count(lit(1)).alias("v"), rows()])?,
+            Measure::Unique => df.aggregate(
+                groups(None),
+                vec![count_distinct(col("person")).alias("v"), rows()],
+            )?,
+            Measure::Property { stat, .. } => df.aggregate(
+                groups(None),
+                vec![stat_expr(*stat, col("val")).alias("v"), rows()],
+            )?,
             Measure::PerPerson(stat) => {
                 let per_person =
                     df.aggregate(groups(Some("person")), vec![count(lit(1)).alias("n")])?;
-                let mut outer = vec![col("ev"), col("seg")];
+                let mut outer = keys.clone();
                 if bucketed {
                     outer.push(col("bucket"));
                 }
                 per_person.aggregate(
                     outer,
-                    vec![stat_expr(*stat, cast(col("n"), DataType::Float64)).alias("v")],
+                    vec![
+                        stat_expr(*stat, cast(col("n"), DataType::Float64)).alias("v"),
+                        rows(),
+                    ],
                 )?
             }
         };
-        let mut df = df;
-        if !bucketed {
-            df = df.with_column("bucket", lit(ScalarValue::Int32(None)))?;
-        }
+        let df = df.filter(col("rows").gt(lit(0i64)))?;
         let df = df.select(vec![
-            col("ev"),
-            col("seg"),
-            col("bucket"),
+            match &single_event {
+                Some(name) => lit(name.as_str()).alias("ev"),
+                None => col("ev"),
+            },
+            if req.breakdown.is_some() {
+                col("seg")
+            } else {
+                lit(ScalarValue::Utf8(None)).alias("seg")
+            },
+            if bucketed {
+                col("bucket")
+            } else {
+                lit(ScalarValue::Int32(None)).alias("bucket")
+            },
             cast(col("v"), DataType::Float64).alias("v"),
         ])?;
         collect_rows(df).await
