@@ -368,7 +368,11 @@ async fn regression_an_event_without_rows_has_no_series_even_without_group_keys(
     let dir = tempfile::tempdir().unwrap();
     let (store, engine) = engine(dir.path());
     dataset(&engine, &store).await;
-    for measure in [Measure::Total, Measure::Unique, Measure::PerPerson(Stat::Avg)] {
+    for measure in [
+        Measure::Total,
+        Measure::Unique,
+        Measure::PerPerson(Stat::Avg),
+    ] {
         let mut req = request(measure);
         req.events[0].event = "Nope".into();
         assert_eq!(engine.aggregate(&req).await.unwrap(), vec![]);
