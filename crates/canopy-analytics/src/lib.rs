@@ -35,3 +35,6 @@ pub enum AnalyticsError {
 }
 
 pub type Result<T, E = AnalyticsError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod proptests;
