@@ -46,8 +46,6 @@ pub struct FlowsReport {
     pub links: Vec<Link>,
 }
 
-const MAX_ROWS: usize = 200_000_000;
-
 pub async fn flows(engine: &QueryEngine, req: &FlowsRequest) -> Result<FlowsReport> {
     if !(1..=10).contains(&req.steps) {
         return Err(AnalyticsError::Invalid(
@@ -79,7 +77,6 @@ pub async fn flows(engine: &QueryEngine, req: &FlowsRequest) -> Result<FlowsRepo
             to_ms: req.to_ms,
             events: names.clone(),
             with_properties: false,
-            max_rows: MAX_ROWS,
         })
         .await?;
     let spec = FlowSpec {

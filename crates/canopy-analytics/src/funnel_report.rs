@@ -103,7 +103,6 @@ pub struct FunnelReport {
 
 /// Mixpanel's longest conversion window.
 const MAX_WINDOW_MS: i64 = 366 * 86_400_000;
-const MAX_ROWS: usize = 200_000_000;
 
 /// Runs the funnel.
 pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelReport> {
@@ -176,7 +175,6 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
             to_ms: req.to_ms.saturating_add(req.window_ms),
             events: names.clone(),
             with_properties,
-            max_rows: MAX_ROWS,
         })
         .await?;
     let spec = FunnelSpec {

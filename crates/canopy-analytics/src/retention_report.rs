@@ -51,7 +51,6 @@ pub struct RetentionReport {
 }
 
 const DAY_MS: i64 = 86_400_000;
-const MAX_ROWS: usize = 200_000_000;
 
 /// The cohort key of a time: the local date (days since 1970-01-01) starting its unit.
 fn cohort_start(tz: &chrono_tz::Tz, unit: &str, t: i64) -> i64 {
@@ -122,7 +121,6 @@ pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<R
             to_ms: req.to_ms.saturating_add(horizon),
             events: names.clone(),
             with_properties: born.has_filter() || returned.has_filter(),
-            max_rows: MAX_ROWS,
         })
         .await?;
     let spec = RetentionSpec {

@@ -24,10 +24,10 @@ pub struct SequenceRequest {
     pub events: Vec<String>,
     /// Whether rows need their properties (filters, held or broken-down properties).
     pub with_properties: bool,
-    /// The most rows a query may hold in memory; beyond it the query fails with a clear
-    /// error instead of exhausting memory.
-    pub max_rows: usize,
 }
+
+/// Rough heap cost of one property in a row's map (key, value, node), for the memory bound.
+const PROPERTY_BYTES: usize = 96;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SequenceRow {
@@ -129,17 +129,12 @@ impl QueryEngine {
         let mut stream = df.execute_stream().await?;
         let n_shards = self.target_partitions().max(1);
         let mut shards: Vec<Vec<SequenceRow>> = (0..n_shards).map(|_| Vec::new()).collect();
-        let mut total = 0usize;
+        // The rows count against the query's memory limit like DataFusion's operators do.
+        let mut bytes = 0usize;
         let mut insert_ids: Vec<ArrayRef> = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            total += batch.num_rows();
-            if total > req.max_rows {
-                return Err(QueryError::Invalid(format!(
-                    "the query needs more than {} events in memory; narrow the date range or raise query.max_rows",
-                    req.max_rows
-                )));
-            }
+
             let person = batch
                 .column_by_name("person")
                 .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
@@ -176,11 +171,17 @@ impl QueryEngine {
                 };
                 // A multiplicative hash spreads sequential keys evenly over the shards.
                 let shard = (person.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % n_shards;
+                let properties = props.as_ref().map(|c| c.properties(row));
+                bytes += std::mem::size_of::<SequenceRow>()
+                    + properties.as_ref().map_or(0, |p| p.len() * PROPERTY_BYTES);
+                if bytes > self.memory_limit() {
+                    return Err(QueryError::TooLarge);
+                }
                 shards[shard].push(SequenceRow {
                     person,
                     time_ms: time.value(row),
                     event: event as u16,
-                    properties: props.as_ref().map(|c| c.properties(row)),
+                    properties,
                     received_ms: received.value(row),
                     tie: (b, row as u32),
                 });

@@ -139,6 +139,11 @@ impl QueryEngine {
         cache.insert(project, (signature, profiles));
     }
 
+    /// The most memory one query may hold (operators and collected rows).
+    pub fn memory_limit(&self) -> usize {
+        self.memory_limit
+    }
+
     /// Parallelism of scans and per-person evaluation (the machine's cores).
     pub fn target_partitions(&self) -> usize {
         self.target_partitions

@@ -380,3 +380,28 @@ async fn regression_an_event_without_rows_has_no_series_even_without_group_keys(
         assert_eq!(engine.aggregate(&req).await.unwrap(), vec![]);
     }
 }
+
+#[tokio::test]
+async fn sequence_scans_count_their_rows_against_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, engine) = engine(dir.path());
+    let events: Vec<Record> = (0..40_000)
+        .map(|i| event("Buy", i, json!({"$user_id": format!("u{}", i % 100)})))
+        .collect();
+    append(&engine, IdMergeMode::Simplified, events).await;
+    store.flush_now().unwrap();
+    let req = crate::SequenceRequest {
+        project: ProjectId(1),
+        from_ms: T0,
+        to_ms: T0 + 100 * HOUR,
+        events: vec!["Buy".into()],
+        with_properties: false,
+    };
+    let rows: usize = engine.sequences(&req).await.unwrap().rows().count();
+    assert_eq!(rows, 40_000);
+    let small = engine.with_memory_limit(1 << 20);
+    assert!(matches!(
+        small.sequences(&req).await,
+        Err(crate::QueryError::TooLarge)
+    ));
+}
