@@ -33,6 +33,27 @@ fn one() -> u64 {
     1
 }
 
+/// A report restricted to a saved cohort's members (or, with `negate`, to everyone else).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CohortFilter {
+    pub id: u64,
+    #[serde(default)]
+    pub negate: bool,
+}
+
+/// The person filter of a sequence report: the cohort it names, with the members the caller
+/// resolved.
+pub(crate) fn person_filter(
+    filter: Option<&CohortFilter>,
+    members: Option<&PersonSet>,
+) -> Result<Option<(PersonSet, bool)>> {
+    match (filter, members) {
+        (None, _) => Ok(None),
+        (Some(f), Some(m)) => Ok(Some((m.clone(), f.negate))),
+        (Some(f), None) => Err(AnalyticsError::Invalid(format!("unknown cohort {}", f.id))),
+    }
+}
+
 /// The persisted form: `{"version": 1, "definition": {...}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredCohort {

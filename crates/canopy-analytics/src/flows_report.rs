@@ -28,6 +28,12 @@ pub struct FlowsRequest {
     /// Collapse consecutive repeats of one event (default true, as Mixpanel).
     #[serde(default)]
     pub keep_repeats: bool,
+    /// Only a saved cohort's members (or everyone else).
+    #[serde(default)]
+    pub cohort: Option<crate::cohorts::CohortFilter>,
+    /// The members of `cohort`, resolved by the caller.
+    #[serde(skip)]
+    pub cohort_members: Option<canopy_query::PersonSet>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -77,6 +83,10 @@ pub async fn flows(engine: &QueryEngine, req: &FlowsRequest) -> Result<FlowsRepo
             to_ms: req.to_ms,
             events: names.clone(),
             with_properties: false,
+            persons: crate::cohorts::person_filter(
+                req.cohort.as_ref(),
+                req.cohort_members.as_ref(),
+            )?,
         })
         .await?;
     let spec = FlowSpec {

@@ -46,6 +46,12 @@ pub struct FunnelRequest {
     /// IANA zone of the entry buckets (the project's setting, filled by the server).
     #[serde(skip)]
     pub timezone: String,
+    /// Only a saved cohort's members (or everyone else).
+    #[serde(default)]
+    pub cohort: Option<crate::cohorts::CohortFilter>,
+    /// The members of `cohort`, resolved by the caller.
+    #[serde(skip)]
+    pub cohort_members: Option<canopy_query::PersonSet>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +181,10 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
             to_ms: req.to_ms.saturating_add(req.window_ms),
             events: names.clone(),
             with_properties,
+            persons: crate::cohorts::person_filter(
+                req.cohort.as_ref(),
+                req.cohort_members.as_ref(),
+            )?,
         })
         .await?;
     let spec = FunnelSpec {

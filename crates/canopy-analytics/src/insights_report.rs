@@ -3,6 +3,7 @@
 //! and per segment of a breakdown (top N plus "$other"), optionally with the previous period
 //! alongside. Validation and shaping here; the aggregation is `canopy_query::aggregate`.
 
+pub use crate::cohorts::CohortFilter;
 use crate::step::StepDef;
 use crate::time_buckets::{Unit, buckets, parse_tz};
 use crate::{AnalyticsError, Result};
@@ -94,13 +95,6 @@ pub struct InsightsRequest {
     /// (Mixpanel's segmentation API does this).
     #[serde(skip)]
     pub drop_other: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct CohortFilter {
-    pub id: u64,
-    #[serde(default)]
-    pub negate: bool,
 }
 
 impl InsightsRequest {

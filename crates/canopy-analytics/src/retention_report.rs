@@ -34,6 +34,12 @@ pub struct RetentionRequest {
     pub kind: Option<String>,
     #[serde(default)]
     pub unbounded: bool,
+    /// Only a saved cohort's members (or everyone else).
+    #[serde(default)]
+    pub cohort: Option<crate::cohorts::CohortFilter>,
+    /// The members of `cohort`, resolved by the caller.
+    #[serde(skip)]
+    pub cohort_members: Option<canopy_query::PersonSet>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -121,6 +127,10 @@ pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<R
             to_ms: req.to_ms.saturating_add(horizon),
             events: names.clone(),
             with_properties: born.has_filter() || returned.has_filter(),
+            persons: crate::cohorts::person_filter(
+                req.cohort.as_ref(),
+                req.cohort_members.as_ref(),
+            )?,
         })
         .await?;
     let spec = RetentionSpec {

@@ -3,6 +3,7 @@
 //! so a person's anonymous and identified events form one sequence. Ties in time are broken by
 //! arrival (received time), then insert id, so every engine orders them alike.
 
+use crate::PersonSet;
 use crate::ndjson::{EventColumns, Strings};
 use crate::table::QueryEngine;
 use crate::{QueryError, Result};
@@ -24,6 +25,8 @@ pub struct SequenceRequest {
     pub events: Vec<String>,
     /// Whether rows need their properties (filters, held or broken-down properties).
     pub with_properties: bool,
+    /// Only these persons (or, negated, everyone else): a cohort.
+    pub persons: Option<(PersonSet, bool)>,
 }
 
 /// Rough heap cost of one property in a row's map (key, value, node), for the memory bound.
@@ -169,6 +172,11 @@ impl QueryEngine {
                 } else {
                     person.value(row)
                 };
+                if let Some((members, negate)) = &req.persons
+                    && members.contains(&person) == *negate
+                {
+                    continue;
+                }
                 // A multiplicative hash spreads sequential keys evenly over the shards.
                 let shard = (person.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % n_shards;
                 let properties = props.as_ref().map(|c| c.properties(row));

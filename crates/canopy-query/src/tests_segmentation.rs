@@ -396,6 +396,7 @@ async fn sequence_scans_count_their_rows_against_the_memory_limit() {
         to_ms: T0 + 100 * HOUR,
         events: vec!["Buy".into()],
         with_properties: false,
+        persons: None,
     };
     let rows: usize = engine.sequences(&req).await.unwrap().rows().count();
     assert_eq!(rows, 40_000);

@@ -70,6 +70,19 @@ pub(crate) async fn resolve(
     Ok(out)
 }
 
+/// The members of the cohort a sequence report is restricted to, if any.
+pub(crate) async fn members_of(
+    state: &AppState,
+    project: ProjectId,
+    filter: Option<&canopy_analytics::cohorts::CohortFilter>,
+) -> Result<Option<PersonSet>, ApiError> {
+    let Some(f) = filter else { return Ok(None) };
+    Ok(resolve(state, project, &[f.id])
+        .await?
+        .remove(&f.id)
+        .map(|(_, members)| members))
+}
+
 async fn with_count(
     state: &AppState,
     project: ProjectId,

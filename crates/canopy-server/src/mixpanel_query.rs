@@ -348,6 +348,8 @@ pub(crate) async fn retention(
         brackets: p.interval_count.unwrap_or(1),
         kind: Some(kind.into()),
         unbounded: p.unbounded_retention.as_deref() == Some("true"),
+        cohort: None,
+        cohort_members: None,
     };
     let report = canopy_analytics::retention(&state.queries, &req).await?;
     let mut out = Map::new();

@@ -42,6 +42,7 @@ pub(crate) async fn funnel(
         report_request(&state, &headers, &p, &body, "funnel")?;
     req.project = project;
     req.timezone = state.projects.control().settings(project)?.1.timezone;
+    req.cohort_members = crate::cohorts::members_of(&state, project, req.cohort.as_ref()).await?;
     Ok(Json(canopy_analytics::funnel(&state.queries, &req).await?))
 }
 
@@ -58,6 +59,7 @@ pub(crate) async fn retention(
         report_request(&state, &headers, &p, &body, "retention")?;
     req.project = project;
     req.timezone = state.projects.control().settings(project)?.1.timezone;
+    req.cohort_members = crate::cohorts::members_of(&state, project, req.cohort.as_ref()).await?;
     Ok(Json(
         canopy_analytics::retention(&state.queries, &req).await?,
     ))
@@ -74,6 +76,7 @@ pub(crate) async fn flows(
     let (project, mut req): (_, FlowsRequest) =
         report_request(&state, &headers, &p, &body, "flows")?;
     req.project = project;
+    req.cohort_members = crate::cohorts::members_of(&state, project, req.cohort.as_ref()).await?;
     Ok(Json(canopy_analytics::flows(&state.queries, &req).await?))
 }
 

@@ -187,6 +187,52 @@ fn insights_cohorts_and_the_mixpanel_query_endpoints() {
         segs,
         vec![json!("Repeat buyers"), json!("not in Repeat buyers")]
     );
+    // The same cohort restricts funnels, retention and flows.
+    let funnel = |cohort: Value| {
+        let (s, r) = post(
+            "/api/v1/query/funnel",
+            json!({"from_ms": T - 20 * HOUR, "to_ms": T + 20 * HOUR,
+            "window_ms": 86_400_000, "steps": [{"event": "Buy"}, {"event": "Buy"}], "cohort": cohort}),
+        );
+        assert_eq!(s, 200, "{r}");
+        r["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["count"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(funnel(json!({"id": id})), vec![json!(1), json!(1)]);
+    assert_eq!(
+        funnel(json!({"id": id, "negate": true})),
+        vec![json!(1), json!(0)]
+    );
+    let (s, r) = post(
+        "/api/v1/query/retention",
+        json!({"from_ms": T - 20 * HOUR, "to_ms": T + 20 * HOUR,
+        "born": {"event": "Buy"}, "unit": "day", "brackets": 1, "cohort": {"id": id}}),
+    );
+    assert_eq!(s, 200, "{r}");
+    let people: u64 = r["cohorts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["people"].as_u64().unwrap())
+        .sum();
+    assert_eq!(people, 1);
+    let (s, r) = post(
+        "/api/v1/query/flows",
+        json!({"from_ms": T - 20 * HOUR, "to_ms": T + 20 * HOUR,
+        "anchor": "Buy", "events": ["Buy", "Open"], "steps": 2, "cohort": {"id": id, "negate": true}}),
+    );
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["paths"], json!(1), "b alone");
+    let (s, _) = post(
+        "/api/v1/query/funnel",
+        json!({"from_ms": T, "to_ms": T + HOUR, "window_ms": 1000,
+        "steps": [{"event": "Buy"}, {"event": "Buy"}], "cohort": {"id": 4242}}),
+    );
+    assert_eq!(s, 400, "unknown cohort");
     let (_, list) = get("/api/query/cohorts/list");
     assert_eq!(list[0]["name"], json!("Repeat buyers"));
     assert_eq!(list[0]["count"], json!(1));
