@@ -199,12 +199,12 @@ class Canopy:
 
     def query(self, kind):
         if kind == "a":
-            body = {"from_ms": START, "to_ms": START + SPAN, "events": [{"event": "Story Viewed"}], "unit": "day"}
-            total = json.loads(self.request("/api/v1/query/insights", body))
-            uniq = json.loads(self.request("/api/v1/query/insights", dict(body, measure={"type": "unique"})))
+            r = json.loads(self.request("/api/v1/query/insights", {
+                "from_ms": START, "to_ms": START + SPAN, "events": [{"event": "Story Viewed"}], "unit": "day",
+                "measures": [{"type": "total"}, {"type": "unique"}]}))
             first = START // DAY
-            t = total["series"][0]["values"] if total["series"] else []
-            u = uniq["series"][0]["values"] if uniq["series"] else []
+            by = {s["measure"]: s["values"] for s in r["series"]}
+            t, u = by.get(0, []), by.get(1, [])
             return {first + i: (t[i], u[i]) for i in range(len(t)) if t[i]}
         if kind == "b":
             r = json.loads(self.request("/api/v1/query/insights", {

@@ -72,6 +72,9 @@ pub struct InsightsRequest {
     pub events: Vec<StepDef>,
     #[serde(default)]
     pub measure: MeasureDef,
+    /// Several metrics in one report (instead of `measure`); each series names its index.
+    #[serde(default)]
+    pub measures: Vec<MeasureDef>,
     /// `hour`, `day` (default), `week`, `month`, or `all` for the whole range only.
     #[serde(default)]
     pub unit: Option<String>,
@@ -116,6 +119,9 @@ impl InsightsRequest {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Series {
     pub event: String,
+    /// Index into the request's `measures`, when it has several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measure: Option<usize>,
     /// The breakdown value; `null` when the property is not set (or there is no breakdown).
     pub segment: Option<String>,
     /// One value per bucket: counts are 0 where nothing happened, statistics `null`.
@@ -143,6 +149,7 @@ pub struct InsightsReport {
 }
 
 const MAX_EVENTS: usize = 20;
+const MAX_MEASURES: usize = 10;
 const MAX_LIMIT: usize = 10_000;
 
 fn stat(s: Option<&str>) -> Result<Stat> {
@@ -196,6 +203,41 @@ impl MeasureDef {
 
 /// Runs the report.
 pub async fn insights(engine: &QueryEngine, req: &InsightsRequest) -> Result<InsightsReport> {
+    if req.measures.is_empty() {
+        return insights_one(engine, req, &req.measure).await;
+    }
+    if req.measures.len() > MAX_MEASURES {
+        return Err(AnalyticsError::Invalid(format!(
+            "at most {MAX_MEASURES} measures"
+        )));
+    }
+    let mut report: Option<InsightsReport> = None;
+    for (i, m) in req.measures.iter().enumerate() {
+        let mut one = insights_one(engine, req, m).await?;
+        let tag = |series: &mut Vec<Series>| series.iter_mut().for_each(|s| s.measure = Some(i));
+        tag(&mut one.series);
+        if let Some(p) = one.previous.as_mut() {
+            tag(&mut p.series);
+        }
+        match report.as_mut() {
+            None => report = Some(one),
+            Some(r) => {
+                r.series.extend(one.series);
+                if let (Some(p), Some(q)) = (r.previous.as_mut(), one.previous) {
+                    p.series.extend(q.series);
+                }
+            }
+        }
+    }
+    report.ok_or_else(|| AnalyticsError::Invalid("no measures".into()))
+}
+
+/// The report for one measure.
+async fn insights_one(
+    engine: &QueryEngine,
+    req: &InsightsRequest,
+    measure: &MeasureDef,
+) -> Result<InsightsReport> {
     if req.events.is_empty() || req.events.len() > MAX_EVENTS {
         return Err(AnalyticsError::Invalid(format!(
             "between 1 and {MAX_EVENTS} events"
@@ -209,7 +251,7 @@ pub async fn insights(engine: &QueryEngine, req: &InsightsRequest) -> Result<Ins
     for e in &req.events {
         e.compile()?;
     }
-    let measure = req.measure.measure()?;
+    let measure = measure.measure()?;
     let tz = parse_tz(&req.timezone)?;
     let unit_name = req.unit.clone().unwrap_or_else(|| "day".into());
     let unit = match unit_name.as_str() {
@@ -476,6 +518,7 @@ fn shape(events: &[StepDef], rows: Rows, buckets: usize, counting: bool) -> Vec<
                 total,
                 Series {
                     event: events[e].event.clone(),
+                    measure: None,
                     segment,
                     values: values.into_iter().map(|v| number(v, counting)).collect(),
                     total: number(total, counting),

@@ -189,6 +189,7 @@ pub(crate) async fn segmentation(
             where_expr: None,
         }],
         measure: measure(p.kind.as_deref())?,
+        measures: Vec::new(),
         unit: Some(unit(p.unit.as_deref(), "day")?),
         filters: Vec::new(),
         where_expr: p.where_expr,
@@ -282,6 +283,7 @@ pub(crate) async fn events(
             })
             .collect(),
         measure: measure(Some(&kind))?,
+        measures: Vec::new(),
         unit: Some(unit),
         filters: Vec::new(),
         where_expr: None,

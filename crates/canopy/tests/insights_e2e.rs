@@ -119,6 +119,19 @@ fn insights_cohorts_and_the_mixpanel_query_endpoints() {
     assert_eq!(r["series"][0]["total"], json!(15));
     let (_, r) = insights(json!({"unit": "all", "measure": {"type": "per_person", "stat": "max"}}));
     assert_eq!(r["series"][0]["total"], json!(3));
+    // Several metrics in one report: each series names its measure.
+    let (_, r) =
+        insights(json!({"unit": "day", "measures": [{"type": "total"}, {"type": "unique"}]}));
+    let got: Vec<(Value, Value)> = r["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["measure"].clone(), s["values"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(json!(0), json!([2, 2])), (json!(1), json!([2, 1]))]
+    );
 
     // Breakdown: top 1 platform plus the rest.
     let (_, r) =
