@@ -10,6 +10,7 @@ use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a verified secret, or an unknown token, is remembered.
@@ -30,6 +31,9 @@ pub struct Projects {
     keyring: Arc<dyn ProjectKeyring>,
     by_token: RwLock<HashMap<String, (Option<ResolvedProject>, Instant)>>,
     by_secret: RwLock<HashMap<[u8; 32], (ResolvedProject, Instant)>>,
+    /// Bumped by every invalidation. A lookup that read the control plane before an
+    /// invalidation must not cache what it read: it may hold the settings just replaced.
+    generation: AtomicU64,
 }
 
 impl Projects {
@@ -39,6 +43,7 @@ impl Projects {
             keyring,
             by_token: RwLock::default(),
             by_secret: RwLock::default(),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -70,12 +75,11 @@ impl Projects {
 
     /// Forgets cached resolutions of `project` (its settings changed).
     pub fn invalidate(&self, project: ProjectId) {
-        self.by_token
-            .write()
-            .retain(|_, (p, _)| p.as_ref().is_none_or(|p| p.project.id != project));
-        self.by_secret
-            .write()
-            .retain(|_, (p, _)| p.project.id != project);
+        let mut by_token = self.by_token.write();
+        let mut by_secret = self.by_secret.write();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        by_token.retain(|_, (p, _)| p.as_ref().is_none_or(|p| p.project.id != project));
+        by_secret.retain(|_, (p, _)| p.project.id != project);
     }
 
     /// The project whose public token this is.
@@ -88,16 +92,28 @@ impl Projects {
         if token.len() > 128 {
             return Ok(None);
         }
-        let found = match self.control.project_by_token(token)? {
-            Some(p) => Some(self.resolve(p)?),
-            None => None,
-        };
-        let mut cache = self.by_token.write();
-        if cache.len() > 100_000 {
-            cache.clear();
+        let mut attempts = 0;
+        loop {
+            let seen = self.generation.load(Ordering::SeqCst);
+            let found = match self.control.project_by_token(token)? {
+                Some(p) => Some(self.resolve(p)?),
+                None => None,
+            };
+            let mut cache = self.by_token.write();
+            attempts += 1;
+            if self.generation.load(Ordering::SeqCst) != seen {
+                // Settings changed while we read them: read again rather than cache the old.
+                if attempts < 3 {
+                    continue;
+                }
+                return Ok(found);
+            }
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            cache.insert(token.to_string(), (found.clone(), Instant::now()));
+            return Ok(found);
         }
-        cache.insert(token.to_string(), (found.clone(), Instant::now()));
-        Ok(found)
     }
 
     pub fn by_id(&self, id: ProjectId) -> Result<Option<ResolvedProject>, ApiError> {
@@ -169,15 +185,19 @@ impl Projects {
         {
             return Ok(Some(p.clone()));
         }
+        let seen = self.generation.load(Ordering::SeqCst);
         let Some(project) = self.control.project_by_secret(secret)? else {
             return Ok(None);
         };
-        let mut cache = self.by_secret.write();
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
         let resolved = self.resolve(project)?;
-        cache.insert(digest, (resolved.clone(), Instant::now()));
+        let mut cache = self.by_secret.write();
+        // As in `by_token`: what was read before an invalidation is used once, not cached.
+        if self.generation.load(Ordering::SeqCst) == seen {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(digest, (resolved.clone(), Instant::now()));
+        }
         Ok(Some(resolved))
     }
 }
