@@ -10,6 +10,7 @@ pub mod funnel;
 pub mod funnel_report;
 pub mod funnel_tally;
 pub mod insights_report;
+mod insights_shape;
 pub mod retention;
 pub mod retention_report;
 pub mod step;
