@@ -18,6 +18,7 @@ mod ndjson;
 mod person_set_udf;
 mod profiles;
 mod property_udf;
+mod segment_rows;
 mod segmentation;
 mod sequences;
 mod table;
