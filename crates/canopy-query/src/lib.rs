@@ -14,6 +14,7 @@ mod export;
 mod filters;
 mod identity_udf;
 mod keys;
+mod lookups;
 mod ndjson;
 mod person_set_udf;
 mod profiles;

@@ -33,13 +33,7 @@ pub(crate) fn keep_top(segment: Expr, keep: &[Option<String>]) -> Expr {
 pub(crate) async fn collect_rows(df: DataFrame) -> Result<Vec<AggregateRow>> {
     let mut rows = Vec::new();
     for batch in df.collect().await? {
-        let strings = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(Strings::of)
-                .ok_or_else(|| QueryError::Invalid(format!("aggregate lacks {name}")))
-        };
-        let ev = strings("ev")?;
+        let ev = string_column(&batch, "ev")?;
         let seg_col = batch
             .column_by_name("seg")
             .ok_or_else(|| QueryError::Invalid("aggregate lacks seg".into()))?;
@@ -64,4 +58,15 @@ pub(crate) async fn collect_rows(df: DataFrame) -> Result<Vec<AggregateRow>> {
         }
     }
     Ok(rows)
+}
+
+/// A text column of a result batch.
+pub(crate) fn string_column<'a>(
+    batch: &'a arrow::record_batch::RecordBatch,
+    name: &str,
+) -> Result<Strings<'a>> {
+    batch
+        .column_by_name(name)
+        .and_then(Strings::of)
+        .ok_or_else(|| QueryError::Invalid(format!("result lacks the text column {name}")))
 }

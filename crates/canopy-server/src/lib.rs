@@ -21,6 +21,7 @@ mod ingest_profiles;
 mod ingest_segment;
 mod ingest_track;
 mod maintenance;
+mod mixpanel_lookup;
 mod mixpanel_query;
 mod observability;
 mod persons;

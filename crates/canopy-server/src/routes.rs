@@ -3,8 +3,8 @@
 use crate::observability::{log_requests, normalize_path};
 use crate::{
     AppState, activity, aux, cohorts, consent, engage, export, ingest_import, ingest_posthog,
-    ingest_profiles, ingest_segment, ingest_track, mixpanel_query, persons, privacy, reports,
-    tiers,
+    ingest_profiles, ingest_segment, ingest_track, mixpanel_lookup, mixpanel_query, persons,
+    privacy, reports, tiers,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -67,6 +67,16 @@ pub fn router(state: AppState) -> Router {
             get(engage::engage).post(engage::engage),
         )
         .route("/api/2.0/engage", get(engage::engage).post(engage::engage))
+        .route("/api/query/events/names", get(mixpanel_lookup::event_names))
+        .route("/api/2.0/events/names", get(mixpanel_lookup::event_names))
+        .route(
+            "/api/query/events/properties/values",
+            get(mixpanel_lookup::property_values),
+        )
+        .route(
+            "/api/2.0/events/properties/values",
+            get(mixpanel_lookup::property_values),
+        )
         .route("/api/v1/cohorts", get(cohorts::list).post(cohorts::create))
         .route(
             "/api/v1/cohorts/{id}",

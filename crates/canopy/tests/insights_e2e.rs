@@ -280,6 +280,17 @@ fn insights_cohorts_and_the_mixpanel_query_endpoints() {
         get("/api/2.0/segmentation?event=Buy&from_date=2026-11-20&to_date=2026-11-21&on=1%2B1");
     assert_eq!(s, 400);
 
+    // Lookups for query builders: the most common names and values of the last 31 days.
+    let (s, r) = get("/api/2.0/events/names?type=general");
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r, json!(["Buy", "Open"]));
+    let (_, r) = get("/api/query/events/properties/values?event=Buy&name=platform&limit=5");
+    assert_eq!(r, json!(["iOS", "Android"]));
+    let (_, r) = get("/api/query/events/properties/values?name=price&limit=2");
+    assert_eq!(r, json!(["10", "20"]), "numbers as text, ties by value");
+    assert_eq!(get("/api/query/events/properties/values?event=Buy").0, 400);
+    assert_eq!(get("/api/2.0/events/names?type=weird").0, 400);
+
     // Engage: profiles by where, by cohort, by id; paged and sorted.
     let r = c
         .post(format!("{u}/api/2.0/engage"))
