@@ -195,7 +195,7 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
     };
     let step_event = |r: &SequenceRow| -> StepEvent {
         let name = names[usize::from(r.event)].as_str();
-        let props = r.properties.as_ref();
+        let props = r.properties.as_deref();
         let mut matched = 0u32;
         for (i, s) in steps.iter().enumerate() {
             // People enter only inside the range; later steps may follow until the window ends.
@@ -241,7 +241,7 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
             let segment = req.breakdown.as_ref().map(|b| {
                 person
                     .get(c.start)
-                    .and_then(|r| r.properties.as_ref()?.get(&b.property))
+                    .and_then(|r| r.properties.as_deref()?.get(&b.property))
                     .and_then(canopy_query::value_text)
             });
             tally.add(&c, ordered, bucket, segment);

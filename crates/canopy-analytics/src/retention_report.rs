@@ -148,7 +148,7 @@ pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<R
             person_events.clear();
             person_events.extend(person.iter().map(|r| {
                 let name = names[usize::from(r.event)].as_str();
-                let props = r.properties.as_ref();
+                let props = r.properties.as_deref();
                 RetentionEvent {
                     time_ms: r.time_ms,
                     birth: born.matches(name, props),
