@@ -5,10 +5,11 @@
 
 use crate::retention::{Kind, RetentionEvent, RetentionSpec, RetentionTable};
 use crate::step::StepDef;
+use crate::time_buckets::{Unit, unit_start};
 use crate::{AnalyticsError, Result};
 use canopy_query::{QueryEngine, SequenceRequest};
 use canopy_types::ProjectId;
-use chrono::{Datelike, TimeZone};
+use chrono::TimeZone;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,17 +60,11 @@ pub struct RetentionReport {
 const DAY_MS: i64 = 86_400_000;
 
 /// The cohort key of a time: the local date (days since 1970-01-01) starting its unit.
-fn cohort_start(tz: &chrono_tz::Tz, unit: &str, t: i64) -> i64 {
+fn cohort_start(tz: &chrono_tz::Tz, unit: Unit, t: i64) -> i64 {
     let Some(local) = tz.timestamp_millis_opt(t).single() else {
         return t.div_euclid(DAY_MS);
     };
-    let date = local.date_naive();
-    let start = match unit {
-        "week" => date - chrono::Days::new(u64::from(date.weekday().num_days_from_monday())),
-        "month" => date.with_day(1).unwrap_or(date),
-        _ => date,
-    };
-    start
+    unit_start(unit, local.date_naive())
         .signed_duration_since(chrono::NaiveDate::default())
         .num_days()
 }
@@ -141,7 +136,8 @@ pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<R
         from_ms: req.from_ms,
         to_ms: req.to_ms,
     };
-    let bucket = |t: i64| cohort_start(&tz, &req.unit, t);
+    let cohort_unit = Unit::parse(&req.unit)?;
+    let bucket = |t: i64| cohort_start(&tz, cohort_unit, t);
     let shards = rows.fold_persons(
         || (RetentionTable::default(), Vec::<RetentionEvent>::new()),
         |(table, person_events), person| {
@@ -198,10 +194,16 @@ mod tests {
                 .signed_duration_since(chrono::NaiveDate::default())
                 .num_days()
         };
-        assert_eq!(cohort_start(&kolkata, "day", t), day("2026-11-23"));
-        assert_eq!(cohort_start(&chrono_tz::UTC, "day", t), day("2026-11-22"));
-        assert_eq!(cohort_start(&kolkata, "week", t), day("2026-11-23"));
-        assert_eq!(cohort_start(&chrono_tz::UTC, "week", t), day("2026-11-16"));
-        assert_eq!(cohort_start(&kolkata, "month", t), day("2026-11-01"));
+        assert_eq!(cohort_start(&kolkata, Unit::Day, t), day("2026-11-23"));
+        assert_eq!(
+            cohort_start(&chrono_tz::UTC, Unit::Day, t),
+            day("2026-11-22")
+        );
+        assert_eq!(cohort_start(&kolkata, Unit::Week, t), day("2026-11-23"));
+        assert_eq!(
+            cohort_start(&chrono_tz::UTC, Unit::Week, t),
+            day("2026-11-16")
+        );
+        assert_eq!(cohort_start(&kolkata, Unit::Month, t), day("2026-11-01"));
     }
 }

@@ -59,7 +59,7 @@ fn local(tz: &Tz, ms: i64) -> NaiveDateTime {
 }
 
 /// The first day of the unit containing `date`.
-fn unit_start(unit: Unit, date: NaiveDate) -> NaiveDate {
+pub(crate) fn unit_start(unit: Unit, date: NaiveDate) -> NaiveDate {
     match unit {
         Unit::Week => date - Days::new(u64::from(date.weekday().num_days_from_monday())),
         Unit::Month => date.with_day(1).unwrap_or(date),
@@ -118,10 +118,9 @@ pub fn buckets(tz: &Tz, unit: Unit, from_ms: i64, to_ms: i64) -> Result<(Vec<i64
     Ok((starts, labels))
 }
 
-/// The instant local day `date` (`YYYY-MM-DD`) begins in `tz`.
-pub fn local_day_start_ms(tz: &Tz, date: &str) -> Option<i64> {
-    let d = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").ok()?;
-    Some(instant(tz, d.and_time(chrono::NaiveTime::MIN)))
+/// The instant local day `date` begins in `tz`.
+pub fn local_date_start_ms(tz: &Tz, date: NaiveDate) -> i64 {
+    instant(tz, date.and_time(chrono::NaiveTime::MIN))
 }
 
 #[cfg(test)]

@@ -2,11 +2,10 @@
 //! the person's identity cluster, from one snapshot, in time order.
 
 use crate::Result;
-use crate::table::QueryEngine;
+use crate::table::{QueryEngine, time_between};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema};
 use canopy_types::{Event, PersonKey, ProjectId};
-use datafusion::common::ScalarValue;
 use datafusion::prelude::{SessionContext, col, lit};
 use std::sync::Arc;
 
@@ -25,13 +24,7 @@ pub(crate) async fn cluster_events(
         .await?
         .filter(col("person").in_list(keys.iter().map(|p| lit(*p)).collect(), false))?;
     if let Some((from, to)) = range {
-        let ts = |ms: i64| {
-            lit(ScalarValue::TimestampMillisecond(
-                Some(ms),
-                Some("UTC".into()),
-            ))
-        };
-        df = df.filter(col("time").gt_eq(ts(from)).and(col("time").lt(ts(to))))?;
+        df = df.filter(time_between(from, to))?;
     }
     let df = df
         .sort(vec![

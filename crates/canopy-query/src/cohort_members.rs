@@ -4,11 +4,10 @@
 
 use crate::filters::{PropertyFilter, Source, filter_expr};
 use crate::property_udf::where_expr;
-use crate::table::QueryEngine;
+use crate::table::{QueryEngine, column_names, time_between};
 use crate::{QueryError, Result};
 use arrow::array::{Array, UInt64Array};
 use canopy_types::ProjectId;
-use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::prelude::{DataFrame, col, lit};
 use std::collections::HashSet;
@@ -37,25 +36,12 @@ impl QueryEngine {
         min_count: u64,
     ) -> Result<HashSet<u64>> {
         let ctx = self.context(project, Some((from_ms, to_ms)))?;
-        let ts = |ms: i64| {
-            lit(ScalarValue::TimestampMillisecond(
-                Some(ms),
-                Some("UTC".into()),
-            ))
-        };
-        let mut df = ctx.table("events").await?.filter(
-            col("time")
-                .gt_eq(ts(from_ms))
-                .and(col("time").lt(ts(to_ms)))
-                .and(col("event").eq(lit(event))),
-        )?;
+        let mut df = ctx
+            .table("events")
+            .await?
+            .filter(time_between(from_ms, to_ms).and(col("event").eq(lit(event))))?;
         if let Some(w) = where_text.filter(|w| !w.trim().is_empty()) {
-            let fields: Vec<String> = df
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
+            let fields: Vec<String> = column_names(&df);
             df = df.filter(where_expr(&fields, w)?)?;
         }
         let df = df
@@ -73,12 +59,7 @@ impl QueryEngine {
     ) -> Result<HashSet<u64>> {
         let ctx = self.context_with_profiles(project, Some((0, 0))).await?;
         let mut df = ctx.table("profiles").await?;
-        let fields: Vec<String> = df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let fields: Vec<String> = column_names(&df);
         for f in filters {
             // The profiles table holds the profile's properties unprefixed.
             let mut f = f.clone();

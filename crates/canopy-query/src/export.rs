@@ -1,12 +1,11 @@
 //! Raw event export (Mixpanel `/api/2.0/export`): a stream of NDJSON chunks.
 
 use crate::ndjson::EventColumns;
-use crate::table::QueryEngine;
+use crate::table::{QueryEngine, time_between};
 use crate::{QueryError, Result};
 use async_trait::async_trait;
 use canopy_expr::{self as where_expr, Expr as WhereExpr};
 use canopy_types::ProjectId;
-use datafusion::common::ScalarValue;
 use datafusion::prelude::{col, lit};
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::json;
@@ -81,17 +80,10 @@ impl ExportBackend for QueryEngine {
             _ => None,
         };
         let ctx = self.context(req.project, Some((req.from_ms, req.to_ms)))?;
-        let ts = |ms: i64| {
-            lit(ScalarValue::TimestampMillisecond(
-                Some(ms),
-                Some("UTC".into()),
-            ))
-        };
-        let mut df = ctx.table("events").await?.filter(
-            col("time")
-                .gt_eq(ts(req.from_ms))
-                .and(col("time").lt(ts(req.to_ms))),
-        )?;
+        let mut df = ctx
+            .table("events")
+            .await?
+            .filter(time_between(req.from_ms, req.to_ms))?;
         if !req.events.is_empty() {
             df = df.filter(
                 col("event").in_list(req.events.iter().map(|e| lit(e.as_str())).collect(), false),

@@ -4,18 +4,10 @@
 use crate::Result;
 use crate::property_udf::{PropKind, property_expr};
 use crate::segment_rows::string_column;
-use crate::table::QueryEngine;
+use crate::table::{QueryEngine, column_names, time_between};
 use canopy_types::ProjectId;
-use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::prelude::{DataFrame, Expr, col, lit};
-
-fn ts(ms: i64) -> Expr {
-    lit(ScalarValue::TimestampMillisecond(
-        Some(ms),
-        Some("UTC".into()),
-    ))
-}
 
 /// `(key, count)` of a grouped frame, most frequent first (ties by key), at most `limit`.
 async fn top(df: DataFrame, key: Expr, limit: usize) -> Result<Vec<(String, u64)>> {
@@ -51,11 +43,10 @@ impl QueryEngine {
         limit: usize,
     ) -> Result<Vec<(String, u64)>> {
         let ctx = self.context(project, Some((from_ms, to_ms)))?;
-        let df = ctx.table("events").await?.filter(
-            col("time")
-                .gt_eq(ts(from_ms))
-                .and(col("time").lt(ts(to_ms))),
-        )?;
+        let df = ctx
+            .table("events")
+            .await?
+            .filter(time_between(from_ms, to_ms))?;
         top(df, col("event"), limit).await
     }
 
@@ -70,20 +61,14 @@ impl QueryEngine {
         limit: usize,
     ) -> Result<Vec<(String, u64)>> {
         let ctx = self.context(project, Some((from_ms, to_ms)))?;
-        let mut df = ctx.table("events").await?.filter(
-            col("time")
-                .gt_eq(ts(from_ms))
-                .and(col("time").lt(ts(to_ms))),
-        )?;
+        let mut df = ctx
+            .table("events")
+            .await?
+            .filter(time_between(from_ms, to_ms))?;
         if let Some(e) = event {
             df = df.filter(col("event").eq(lit(e)))?;
         }
-        let fields: Vec<String> = df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let fields: Vec<String> = column_names(&df);
         let value = property_expr(&fields, "", property, PropKind::Text);
         top(df, value, limit).await
     }

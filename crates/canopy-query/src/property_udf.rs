@@ -125,11 +125,6 @@ fn arrays(args: &ScalarFunctionArgs) -> datafusion::error::Result<Vec<ArrayRef>>
         .collect()
 }
 
-/// `props_other` (or a NULL literal, for a table without it) as strings.
-fn other_strings(a: &ArrayRef) -> Option<Strings<'_>> {
-    Strings::of(a)
-}
-
 /// The named members of one row's `props_other` JSON, parsed only when the text names one.
 fn from_other(json: Option<&str>, needles: &[(String, &str)], out: &mut Map<String, Value>) {
     let Some(json) = json else { return };
@@ -241,7 +236,7 @@ impl ScalarUDFImpl for PropertyUdf {
                 _ => {}
             }
         }
-        let other = other_strings(other);
+        let other = Strings::of(other);
         let needles = [(quoted(&self.property), self.property.as_str())];
         let mut scratch = Map::new();
         let mut value = |row: usize| -> Option<Value> {
@@ -377,7 +372,7 @@ impl ScalarUDFImpl for WhereUdf {
         let mut inputs = Vec::with_capacity(arrays.len());
         for (a, role) in arrays.iter().zip(&self.roles) {
             inputs.push(match role {
-                Role::Other => Input::Other(other_strings(a)),
+                Role::Other => Input::Other(Strings::of(a)),
                 Role::Typed(i) => Input::Typed(*i, Typed::of(a)?),
                 Role::TimeSeconds(i) => Input::Time(
                     *i,

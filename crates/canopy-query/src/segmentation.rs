@@ -9,7 +9,7 @@ use crate::filters::{PropertyFilter, Source, filter_expr};
 use crate::person_set_udf::{InSetUdf, PersonSet};
 use crate::property_udf::{PropKind, property_expr, where_expr};
 use crate::segment_rows::{collect_rows, keep_top};
-use crate::table::QueryEngine;
+use crate::table::{QueryEngine, column_names, time_between};
 use crate::{QueryError, Result};
 use arrow::datatypes::DataType;
 use canopy_types::ProjectId;
@@ -158,12 +158,7 @@ impl QueryEngine {
             return Err(QueryError::Invalid("to must be after from".into()));
         }
         let df = self.filtered_events(req).await?;
-        let fields: Vec<String> = df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let fields: Vec<String> = column_names(&df);
         let segment = match &req.breakdown {
             None => lit(ScalarValue::Utf8(None)),
             Some(b) => {
@@ -292,20 +287,12 @@ impl QueryEngine {
         } else {
             self.context(req.project, range)?
         };
-        let ts = |ms: i64| {
-            lit(ScalarValue::TimestampMillisecond(
-                Some(ms),
-                Some("UTC".into()),
-            ))
-        };
         let mut names: Vec<Expr> = req.events.iter().map(|e| lit(e.event.as_str())).collect();
         names.dedup();
-        let mut df = ctx.table("events").await?.filter(
-            col("time")
-                .gt_eq(ts(req.from_ms))
-                .and(col("time").lt(ts(req.to_ms)))
-                .and(col("event").in_list(names, false)),
-        )?;
+        let mut df = ctx
+            .table("events")
+            .await?
+            .filter(time_between(req.from_ms, req.to_ms).and(col("event").in_list(names, false)))?;
         if needs_profiles {
             let users = ctx.table("profiles").await?;
             let renamed: Vec<Expr> = users
@@ -321,12 +308,7 @@ impl QueryEngine {
                 [col("person").eq(ident("user.person"))],
             )?;
         }
-        let fields: Vec<String> = df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let fields: Vec<String> = column_names(&df);
         if req.events.iter().any(|e| e.where_expr.is_some()) {
             let mut any: Option<Expr> = None;
             for e in &req.events {

@@ -5,11 +5,10 @@
 
 use crate::PersonSet;
 use crate::ndjson::{EventColumns, Strings};
-use crate::table::QueryEngine;
+use crate::table::{QueryEngine, time_between};
 use crate::{QueryError, Result};
 use arrow::array::{Array, ArrayRef, RecordBatch, TimestampMillisecondArray, UInt64Array};
 use canopy_types::ProjectId;
-use datafusion::common::ScalarValue;
 use datafusion::prelude::{col, lit};
 use futures::StreamExt;
 use serde_json::{Map, Value};
@@ -90,7 +89,8 @@ impl Sequences {
     }
 
     /// Every row, shard by shard.
-    pub fn rows(&self) -> impl Iterator<Item = &SequenceRow> {
+    #[cfg(test)]
+    pub(crate) fn rows(&self) -> impl Iterator<Item = &SequenceRow> {
         self.shards.iter().flatten()
     }
 }
@@ -105,21 +105,15 @@ impl QueryEngine {
             ));
         }
         let ctx = self.context(req.project, Some((req.from_ms, req.to_ms)))?;
-        let ts = |ms: i64| {
-            lit(ScalarValue::TimestampMillisecond(
-                Some(ms),
-                Some("UTC".into()),
-            ))
-        };
-        let mut df = ctx.table("events").await?.filter(
-            col("time")
-                .gt_eq(ts(req.from_ms))
-                .and(col("time").lt(ts(req.to_ms)))
-                .and(
-                    col("event")
-                        .in_list(req.events.iter().map(|e| lit(e.as_str())).collect(), false),
-                ),
-        )?;
+        let mut df =
+            ctx.table("events")
+                .await?
+                .filter(
+                    time_between(req.from_ms, req.to_ms).and(
+                        col("event")
+                            .in_list(req.events.iter().map(|e| lit(e.as_str())).collect(), false),
+                    ),
+                )?;
         if !req.with_properties {
             // Only what ordering and matching need: no canonical ids, no property columns.
             df = df.select(vec![

@@ -59,6 +59,27 @@ fn shared_runtime() -> Arc<RuntimeEnv> {
         .unwrap_or_else(|_| Arc::new(RuntimeEnv::default()))
 }
 
+/// `from_ms <= time < to_ms`, the range filter every report applies to events.
+pub(crate) fn time_between(from_ms: i64, to_ms: i64) -> Expr {
+    let ts = |ms: i64| {
+        datafusion::prelude::lit(datafusion::common::ScalarValue::TimestampMillisecond(
+            Some(ms),
+            Some("UTC".into()),
+        ))
+    };
+    let time = || datafusion::prelude::col("time");
+    time().gt_eq(ts(from_ms)).and(time().lt(ts(to_ms)))
+}
+
+/// The column names of a plan's output (what property and `where` expressions can read).
+pub(crate) fn column_names(df: &datafusion::prelude::DataFrame) -> Vec<String> {
+    df.schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
 /// Default bound on one query's operator memory.
 pub const DEFAULT_QUERY_MEMORY: usize = 4 << 30;
 

@@ -13,7 +13,7 @@ use canopy_query::PersonSet;
 use canopy_types::ProjectId;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct CreateCohort {
@@ -39,20 +39,40 @@ fn load(
     Ok((row, def))
 }
 
+/// `load`, where the cohort is named by a report: an unknown id is the client's error.
+fn load_named(
+    state: &AppState,
+    project: ProjectId,
+    id: u64,
+) -> Result<(CohortRow, CohortDefinition), ApiError> {
+    load(state, project, id).map_err(|e| match e {
+        ApiError::NotFound => ApiError::BadRequest(format!("unknown cohort {id}")),
+        other => other,
+    })
+}
+
+/// Who is in the cohort now.
+async fn members_now(
+    state: &AppState,
+    project: ProjectId,
+    def: &CohortDefinition,
+) -> Result<PersonSet, ApiError> {
+    Ok(def
+        .members(&state.queries, project, state.clock.now_ms())
+        .await?)
+}
+
 /// The members of saved cohort `id`, now.
 pub(crate) async fn members(
     state: &AppState,
     project: ProjectId,
     id: u64,
-) -> Result<HashSet<u64>, ApiError> {
+) -> Result<PersonSet, ApiError> {
     let (_, def) = load(state, project, id)?;
-    let set = def
-        .members(&state.queries, project, state.clock.now_ms())
-        .await?;
-    Ok(set.as_ref().clone())
+    members_now(state, project, &def).await
 }
 
-/// Names and members of the cohorts a report refers to; an unknown id is the client's error.
+/// Names and members of the cohorts a report refers to.
 pub(crate) async fn resolve(
     state: &AppState,
     project: ProjectId,
@@ -60,12 +80,8 @@ pub(crate) async fn resolve(
 ) -> Result<HashMap<u64, (String, PersonSet)>, ApiError> {
     let mut out = HashMap::new();
     for &id in ids {
-        let (row, def) = load(state, project, id)
-            .map_err(|_| ApiError::BadRequest(format!("unknown cohort {id}")))?;
-        let members = def
-            .members(&state.queries, project, state.clock.now_ms())
-            .await?;
-        out.insert(id, (row.name, members));
+        let (row, def) = load_named(state, project, id)?;
+        out.insert(id, (row.name, members_now(state, project, &def).await?));
     }
     Ok(out)
 }
@@ -77,22 +93,18 @@ pub(crate) async fn members_of(
     filter: Option<&canopy_analytics::cohorts::CohortFilter>,
 ) -> Result<Option<PersonSet>, ApiError> {
     let Some(f) = filter else { return Ok(None) };
-    Ok(resolve(state, project, &[f.id])
-        .await?
-        .remove(&f.id)
-        .map(|(_, members)| members))
+    let (_, def) = load_named(state, project, f.id)?;
+    Ok(Some(members_now(state, project, &def).await?))
 }
 
+/// A cohort as the native API shows it, with its member count now.
 async fn with_count(
     state: &AppState,
     project: ProjectId,
     row: CohortRow,
+    def: CohortDefinition,
 ) -> Result<Value, ApiError> {
-    let def = CohortDefinition::from_stored(&row.definition)?;
-    let count = def
-        .members(&state.queries, project, state.clock.now_ms())
-        .await?
-        .len();
+    let count = members_now(state, project, &def).await?.len();
     Ok(json!({
         "id": row.id,
         "name": row.name,
@@ -101,6 +113,23 @@ async fn with_count(
         "created_ms": row.created_ms,
         "count": count,
     }))
+}
+
+/// Every cohort of the project with its definition.
+fn all(
+    state: &AppState,
+    project: ProjectId,
+) -> Result<Vec<(CohortRow, CohortDefinition)>, ApiError> {
+    state
+        .projects
+        .control()
+        .cohorts(project)?
+        .into_iter()
+        .map(|row| {
+            let def = CohortDefinition::from_stored(&row.definition)?;
+            Ok((row, def))
+        })
+        .collect()
 }
 
 pub(crate) async fn create(
@@ -127,10 +156,10 @@ pub(crate) async fn create(
         &req.description,
         &req.definition.to_stored(),
     )?;
-    let (row, _) = load(&state, project, id)?;
+    let (row, def) = load(&state, project, id)?;
     Ok((
         StatusCode::CREATED,
-        Json(with_count(&state, project, row).await?),
+        Json(with_count(&state, project, row, def).await?),
     ))
 }
 
@@ -143,8 +172,8 @@ pub(crate) async fn list(
         .project
         .id;
     let mut out = Vec::new();
-    for row in state.projects.control().cohorts(project)? {
-        out.push(with_count(&state, project, row).await?);
+    for (row, def) in all(&state, project)? {
+        out.push(with_count(&state, project, row, def).await?);
     }
     Ok(Json(json!({ "cohorts": out })))
 }
@@ -158,8 +187,8 @@ pub(crate) async fn get_one(
     let project = authenticate(&state, &headers, p.project_id.as_deref())?
         .project
         .id;
-    let (row, _) = load(&state, project, id)?;
-    Ok(Json(with_count(&state, project, row).await?))
+    let (row, def) = load(&state, project, id)?;
+    Ok(Json(with_count(&state, project, row, def).await?))
 }
 
 pub(crate) async fn delete(
@@ -189,21 +218,19 @@ pub(crate) async fn mixpanel_list(
         .project
         .id;
     let mut out = Vec::new();
-    for row in state.projects.control().cohorts(project)? {
-        let v = with_count(&state, project, row).await?;
-        let created = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(
-            v["created_ms"].as_i64().unwrap_or(0),
-        )
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_default();
+    for (row, def) in all(&state, project)? {
+        let count = members_now(&state, project, &def).await?.len();
+        let created = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(row.created_ms)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
         out.push(json!({
-            "count": v["count"],
+            "count": count,
             "is_visible": 1,
-            "description": v["description"],
+            "description": row.description,
             "created": created,
             "project_id": project.0,
-            "id": v["id"],
-            "name": v["name"],
+            "id": row.id,
+            "name": row.name,
         }));
     }
     Ok(Json(Value::Array(out)))

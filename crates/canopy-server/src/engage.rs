@@ -8,9 +8,11 @@ use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
+use canopy_query::PersonSet;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 const PAGE_SIZE: usize = 1000;
 
@@ -71,7 +73,7 @@ pub(crate) async fn engage(
         None => None,
     };
     let output = json_list(p.output_properties.as_deref(), "output_properties")?;
-    let mut wanted: Option<HashSet<u64>> = None;
+    let mut wanted: Option<PersonSet> = None;
     let mut ids = json_list(p.distinct_ids.as_deref(), "distinct_ids")?.unwrap_or_default();
     ids.extend(p.distinct_id.clone());
     if !ids.is_empty() && p.data_group_id.is_none() {
@@ -81,7 +83,7 @@ pub(crate) async fn engage(
                 keys.insert(k.0);
             }
         }
-        wanted = Some(keys);
+        wanted = Some(Arc::new(keys));
     }
     if let Some(c) = p.filter_by_cohort.as_deref() {
         let id = serde_json::from_str::<Value>(c)
@@ -90,7 +92,7 @@ pub(crate) async fn engage(
             .ok_or_else(|| ApiError::BadRequest("filter_by_cohort must be {\"id\": N}".into()))?;
         let members = crate::cohorts::members(&state, project, id).await?;
         wanted = Some(match wanted {
-            Some(w) => w.intersection(&members).copied().collect(),
+            Some(w) => Arc::new(w.intersection(&members).copied().collect()),
             None => members,
         });
     }

@@ -7,6 +7,7 @@ use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use canopy_types::ProjectId;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -24,7 +25,15 @@ pub(crate) struct LookupParams {
     name: Option<String>,
 }
 
-fn check(p: &LookupParams) -> Result<usize, ApiError> {
+/// The project, the row limit and the last 31 days, once the parameters are checked.
+fn lookup(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &LookupParams,
+) -> Result<(ProjectId, usize, (i64, i64)), ApiError> {
+    let project = authenticate(state, headers, p.project_id.as_deref())?
+        .project
+        .id;
     if let Some(t) = p.kind.as_deref()
         && !matches!(t, "general" | "unique" | "average")
     {
@@ -32,7 +41,15 @@ fn check(p: &LookupParams) -> Result<usize, ApiError> {
             "type must be general, unique or average (got {t:?})"
         )));
     }
-    Ok(p.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT))
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let now = state.clock.now_ms();
+    Ok((project, limit, (now - WINDOW_MS, now + 1)))
+}
+
+fn names_only(pairs: Vec<(String, u64)>) -> Json<Value> {
+    Json(Value::from(
+        pairs.into_iter().map(|(n, _)| n).collect::<Vec<_>>(),
+    ))
 }
 
 /// `GET /api/query/events/names` (and `/api/2.0/…`): `["name", …]`, most common first.
@@ -41,18 +58,10 @@ pub(crate) async fn event_names(
     headers: HeaderMap,
     Query(p): Query<LookupParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = authenticate(&state, &headers, p.project_id.as_deref())?
-        .project
-        .id;
-    let limit = check(&p)?;
-    let now = state.clock.now_ms();
-    let names = state
-        .queries
-        .event_names(project, (now - WINDOW_MS, now + 1), limit)
-        .await?;
-    Ok(Json(Value::from(
-        names.into_iter().map(|(n, _)| n).collect::<Vec<_>>(),
-    )))
+    let (project, limit, range) = lookup(&state, &headers, &p)?;
+    Ok(names_only(
+        state.queries.event_names(project, range, limit).await?,
+    ))
 }
 
 /// `GET /api/query/events/properties/values` (and `/api/2.0/…`) with `name` (and optionally
@@ -62,27 +71,21 @@ pub(crate) async fn property_values(
     headers: HeaderMap,
     Query(p): Query<LookupParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = authenticate(&state, &headers, p.project_id.as_deref())?
-        .project
-        .id;
-    let limit = check(&p)?;
+    let (project, limit, range) = lookup(&state, &headers, &p)?;
     let name = p
         .name
         .as_deref()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::BadRequest("name is required".into()))?;
-    let now = state.clock.now_ms();
     let values = state
         .queries
         .property_values(
             project,
-            (now - WINDOW_MS, now + 1),
+            range,
             p.event.as_deref().filter(|e| !e.is_empty()),
             name,
             limit,
         )
         .await?;
-    Ok(Json(Value::from(
-        values.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
-    )))
+    Ok(names_only(values))
 }

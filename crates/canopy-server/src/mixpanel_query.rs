@@ -8,11 +8,11 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use canopy_analytics::insights_report::{BreakdownDef, MeasureDef, Series};
-use canopy_analytics::time_buckets::{local_day_start_ms, parse_tz};
+use canopy_analytics::time_buckets::{local_date_start_ms, parse_tz};
 use canopy_analytics::{InsightsReport, InsightsRequest, RetentionRequest, StepDef};
 use canopy_query::Source;
 use canopy_types::ProjectId;
-use chrono::{Datelike, Days, Months, TimeZone};
+use chrono::{Datelike, Days, Months, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -36,20 +36,14 @@ fn required(v: Option<String>, name: &str) -> Result<String, ApiError> {
 
 /// `from_date`..=`to_date` as local days: `[start of from, start of the day after to)`.
 fn day_range(tz: &Tz, from: Option<String>, to: Option<String>) -> Result<(i64, i64), ApiError> {
-    let day = |v: Option<String>, name: &str| -> Result<i64, ApiError> {
+    let day = |v: Option<String>, name: &str| -> Result<NaiveDate, ApiError> {
         let s = required(v, name)?;
-        local_day_start_ms(tz, &s).ok_or_else(|| {
+        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
             ApiError::BadRequest(format!("{name} must be a date in the form yyyy-mm-dd"))
         })
     };
-    let from = day(from, "from_date")?;
-    let to_start = day(to.clone(), "to_date")?;
-    let next = to
-        .as_deref()
-        .and_then(|s| chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok())
-        .map(|d| (d + Days::new(1)).format("%Y-%m-%d").to_string())
-        .and_then(|s| local_day_start_ms(tz, &s))
-        .unwrap_or(to_start + 86_400_000);
+    let from = local_date_start_ms(tz, day(from, "from_date")?);
+    let next = local_date_start_ms(tz, day(to, "to_date")? + Days::new(1));
     if next <= from {
         return Err(ApiError::BadRequest(
             "to_date must not be before from_date".into(),
@@ -245,10 +239,10 @@ fn last_units(tz: &Tz, unit: &str, n: u32, now_ms: i64) -> Result<(i64, i64), Ap
         "hour" => today - Days::new(back / 24),
         _ => today - Days::new(back),
     };
-    let start = |d: chrono::NaiveDate| local_day_start_ms(tz, &d.format("%Y-%m-%d").to_string());
-    let from = start(first).unwrap_or(now_ms);
-    let to = start(today + Days::new(1)).unwrap_or(now_ms);
-    Ok((from, to))
+    Ok((
+        local_date_start_ms(tz, first),
+        local_date_start_ms(tz, today + Days::new(1)),
+    ))
 }
 
 /// `GET /api/query/events` (and `/api/2.0/events`): `event` is a JSON array of names.
@@ -385,7 +379,8 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
             .unwrap()
             .timestamp_millis();
-        let day = |s: &str| local_day_start_ms(&utc, s).unwrap();
+        let day =
+            |s: &str| local_date_start_ms(&utc, NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap());
         assert_eq!(
             last_units(&utc, "day", 3, now).unwrap(),
             (day("2026-11-23"), day("2026-11-26"))

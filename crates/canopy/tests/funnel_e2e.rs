@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Server, create_project, import_events};
+use common::{Server, create_project, device_ids, import_events, numbered_events, user_ids};
 use serde_json::{Value, json};
 
 const MIN: i64 = 60_000;
@@ -20,19 +20,8 @@ fn funnel_and_activity_across_merged_identities_windows_filters_and_the_range() 
     let server = Server::start(&data);
     let u = server.url.clone();
     let t0: i64 = 1_790_000_000_000;
-    let mut n = 0;
-    let mut ev = |name: &str, t: i64, ids: Value, extra: Value| {
-        n += 1;
-        let mut props = ids;
-        props["time"] = json!(t);
-        props["$insert_id"] = json!(format!("i{n}"));
-        for (k, v) in extra.as_object().unwrap() {
-            props[k] = v.clone();
-        }
-        json!({"event": name, "properties": props})
-    };
-    let dev = |d: &str| json!({"distinct_id": format!("$device:{d}"), "$device_id": d});
-    let user = |d: &str, u: &str| json!({"distinct_id": u, "$device_id": d, "$user_id": u});
+    let mut ev = numbered_events();
+    let (dev, user) = (device_ids, user_ids);
     let events = vec![
         // A: anonymous Open, logs in at Browse, Buys as the user: one person, converts.
         ev("Open", t0, dev("d-a"), json!({"campaign": "tv"})),

@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{Server, create_project, import_events, put_settings};
+use common::{
+    Server, create_project, device_ids, import_events, numbered_events, put_settings, user_ids,
+};
 use serde_json::{Value, json};
 
 /// 2026-11-20T18:00:00Z = 23:30 on the 20th in India.
@@ -22,19 +24,8 @@ fn insights_cohorts_and_the_mixpanel_query_endpoints() {
     let u = server.url.clone();
     let r = put_settings(&u, &p.secret, |s| s["timezone"] = json!("Asia/Kolkata"));
     assert!(r.status().is_success(), "{}", r.text().unwrap());
-    let mut n = 0;
-    let mut ev = |name: &str, t: i64, ids: Value, extra: Value| {
-        n += 1;
-        let mut props = ids;
-        props["time"] = json!(t);
-        props["$insert_id"] = json!(format!("i{n}"));
-        for (k, v) in extra.as_object().unwrap() {
-            props[k] = v.clone();
-        }
-        json!({"event": name, "properties": props})
-    };
-    let dev = |d: &str| json!({"distinct_id": format!("$device:{d}"), "$device_id": d});
-    let user = |d: &str, u: &str| json!({"distinct_id": u, "$device_id": d, "$user_id": u});
+    let mut ev = numbered_events();
+    let (dev, user) = (device_ids, user_ids);
     let events = vec![
         // The 20th (IST): a anonymous on iOS, b on Android.
         ev(

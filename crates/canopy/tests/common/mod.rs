@@ -226,3 +226,29 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Builds `/import` events with numbered insert ids: `ev(name, time_ms, ids, extra)`, where
+/// `ids` holds the identity properties ([`device_ids`], [`user_ids`]) and `extra` the rest.
+pub fn numbered_events() -> impl FnMut(&str, i64, Value, Value) -> Value {
+    let mut n = 0;
+    move |name, t, ids, extra| {
+        n += 1;
+        let mut props = ids;
+        props["time"] = json!(t);
+        props["$insert_id"] = json!(format!("i{n}"));
+        for (k, v) in extra.as_object().unwrap() {
+            props[k] = v.clone();
+        }
+        json!({"event": name, "properties": props})
+    }
+}
+
+/// An anonymous device's identity properties (simplified ID merge).
+pub fn device_ids(d: &str) -> Value {
+    json!({"distinct_id": format!("$device:{d}"), "$device_id": d})
+}
+
+/// A logged-in user's identity properties on device `d`.
+pub fn user_ids(d: &str, u: &str) -> Value {
+    json!({"distinct_id": u, "$device_id": d, "$user_id": u})
+}
