@@ -120,51 +120,28 @@ impl FlushTarget<'_> {
             .enumerate()
             .map(|(i, (part, rows))| (first_id + i as u64, part, rows))
             .collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(jobs.len().max(1));
-        let per_thread = jobs.len().div_ceil(threads.max(1)).max(1);
         let (inner, project) = (self.inner, self.project);
-        let results: Vec<Result<(SegmentMeta, usize)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = jobs
-                .chunks(per_thread)
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        chunk
-                            .iter()
-                            .map(|(id, (month, bucket), rows)| {
-                                let mut rows = rows.clone();
-                                rows.sort_by_key(|r| {
-                                    let (p, t) = key(r);
-                                    (p.0, t)
-                                });
-                                let range = time_range(rows.iter().map(|r| key(r).1));
-                                let batch = to_batch(&rows)?;
-                                let partition = Partition {
-                                    project,
-                                    table,
-                                    month: *month,
-                                    bucket: *bucket,
-                                };
-                                let meta =
-                                    write_new_segment(inner, *id, partition, &[batch], range)?;
-                                Ok((meta, rows.len()))
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        vec![Err(crate::StoreError::Manifest(
-                            "a flush worker panicked".into(),
-                        ))]
-                    })
-                })
-                .collect()
-        });
+        let results = crate::parallel::map_on_cores(
+            &jobs,
+            |(id, (month, bucket), rows)| -> Result<(SegmentMeta, usize)> {
+                let mut rows = rows.clone();
+                rows.sort_by_key(|r| {
+                    let (p, t) = key(r);
+                    (p.0, t)
+                });
+                let range = time_range(rows.iter().map(|r| key(r).1));
+                let batch = to_batch(&rows)?;
+                let partition = Partition {
+                    project,
+                    table,
+                    month: *month,
+                    bucket: *bucket,
+                };
+                let meta = write_new_segment(inner, *id, partition, &[batch], range)?;
+                Ok((meta, rows.len()))
+            },
+            || Err(StoreError::Manifest("a flush worker panicked".into())),
+        );
         let mut written = 0;
         for r in results {
             let (meta, n) = r?;
@@ -193,7 +170,7 @@ pub(crate) fn new_segment(
 }
 
 /// Writes segment `id` (already allocated in the manifest) under a fresh data key.
-fn write_new_segment(
+pub(crate) fn write_new_segment(
     inner: &Inner,
     id: u64,
     partition: Partition,

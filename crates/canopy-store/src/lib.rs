@@ -16,9 +16,11 @@ mod background;
 mod columns;
 mod compaction;
 mod dedup;
+mod erase;
 mod flush;
 mod layout;
 mod manifest;
+mod parallel;
 mod profiles;
 mod segment;
 mod store;
@@ -29,6 +31,7 @@ pub use columns::{
     EVENT_FIXED_COLUMNS, PROPERTY_COLUMN_PREFIX, batch_to_events, events_to_batch,
     property_of_column,
 };
+pub use erase::{ErasureReport, RowsFound};
 pub use layout::{Month, Table};
 pub use manifest::SegmentMeta;
 pub use profiles::{SeqUpdate, TAIL_SEQ_BASE, batch_to_profiles, profiles_to_batch};

@@ -112,6 +112,33 @@ pub fn read_segment(path: &Path, key: &Key, segment_id: u64) -> Result<Vec<Recor
     Ok(out)
 }
 
+/// Reads one column of a segment (the others are neither read nor decrypted).
+pub(crate) fn read_segment_column(
+    path: &Path,
+    key: &Key,
+    segment_id: u64,
+    column: &str,
+) -> Result<Vec<arrow::array::ArrayRef>> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let options = ArrowReaderOptions::new()
+        .with_file_decryption_properties(segment_decryption_properties(key, segment_id)?);
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)?;
+    let index = builder
+        .schema()
+        .index_of(column)
+        .map_err(|_| crate::StoreError::Manifest(format!("segment lacks the column {column}")))?;
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [index]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()?;
+    let mut out = Vec::new();
+    for b in reader {
+        out.push(b?.column(0).clone());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,282 @@
+//! Erasing persons (issue #6): every row stored under any of a set of person keys leaves the
+//! store. The tail is flushed first (its WAL files are deleted once covered), then each
+//! segment of the keys' buckets that holds such rows is rewritten without them under a fresh
+//! data key and a new id; the manifest swap drops the old wrapped key (the only copy), and the
+//! old file is unlinked once no query holds it. A later scan ([`Store::count_person_rows`])
+//! proves what is left.
+
+use crate::flush::{flush_frozen, write_new_segment};
+use crate::layout::Table;
+use crate::manifest::SegmentMeta;
+use crate::segment::{read_segment, read_segment_column};
+use crate::store::{Inner, Store};
+use crate::{Result, StoreError};
+use arrow::array::{Array, BooleanArray, UInt64Array};
+use arrow::compute::filter_record_batch;
+use arrow::record_batch::RecordBatch;
+use canopy_types::{PersonKey, ProjectId};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What an erasure removed, by table and by person key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasureReport {
+    pub event_rows: u64,
+    pub profile_rows: u64,
+    /// Rows removed per stored person key (only keys that had rows).
+    pub rows_by_key: HashMap<u64, u64>,
+    /// Records moved from the tail (and its WAL files) into segments before the rewrite.
+    pub tail_records_flushed: usize,
+    /// Segments rewritten without the rows, and segments that held nothing else (dropped).
+    pub segments_rewritten: usize,
+    pub segments_dropped: usize,
+    /// Segments of the keys' buckets that were read.
+    pub segments_scanned: usize,
+    /// Every replaced file was unlinked (false: a long query still held one when the wait
+    /// ended; it is unlinked when that query ends, and its key is already gone).
+    pub old_files_unlinked: bool,
+}
+
+/// Rows still stored under a set of person keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowsFound {
+    pub segments_scanned: usize,
+    pub segment_rows: u64,
+    pub tail_rows: u64,
+}
+
+impl RowsFound {
+    pub fn total(&self) -> u64 {
+        self.segment_rows + self.tail_rows
+    }
+}
+
+/// One segment's part of an erasure.
+struct Rewrite {
+    old: Arc<SegmentMeta>,
+    kept: Vec<RecordBatch>,
+    removed: HashMap<u64, u64>,
+}
+
+impl Store {
+    /// Removes every row of `project` stored under one of `keys` (a batch of erasures costs one
+    /// rewrite per affected segment). Waits up to `unlink_wait` for running queries to release
+    /// the replaced files before reporting whether they are gone.
+    pub fn erase_persons(
+        &self,
+        project: ProjectId,
+        keys: &HashSet<u64>,
+        unlink_wait: Duration,
+    ) -> Result<ErasureReport> {
+        let inner = &self.inner;
+        let mut report = ErasureReport::default();
+        let replaced: Vec<u64> = {
+            let _guard = inner.flush_lock.lock();
+            inner.wal.rotate_blocking()?;
+            report.tail_records_flushed = flush_frozen(inner)?;
+            let buckets = inner.manifest.lock().buckets;
+            let wanted: HashSet<u32> = keys.iter().map(|k| PersonKey(*k).bucket(buckets)).collect();
+            let candidates: Vec<Arc<SegmentMeta>> = inner
+                .segments
+                .read()
+                .iter()
+                .filter(|s| s.partition.project == project && wanted.contains(&s.partition.bucket))
+                .cloned()
+                .collect();
+            report.segments_scanned = candidates.len();
+            let results = crate::parallel::map_on_cores(
+                &candidates,
+                |s| filter_segment(inner, s, keys),
+                || Err(StoreError::Manifest("an erasure worker panicked".into())),
+            );
+            let mut rewrites = Vec::new();
+            for r in results {
+                if let Some(rw) = r? {
+                    rewrites.push(rw);
+                }
+            }
+            if rewrites.is_empty() {
+                return Ok(ErasureReport {
+                    old_files_unlinked: true,
+                    ..report
+                });
+            }
+            self.swap_rewritten(&rewrites, &mut report)?;
+            rewrites.iter().map(|r| r.old.id).collect()
+        };
+        report.old_files_unlinked = self.await_unlink(&replaced, unlink_wait);
+        Ok(report)
+    }
+
+    /// Writes the kept rows of each rewritten segment under a fresh key, then swaps the
+    /// manifest (dropping the old wrapped keys) and the live segment list in one step.
+    fn swap_rewritten(&self, rewrites: &[Rewrite], report: &mut ErasureReport) -> Result<()> {
+        let inner = &self.inner;
+        let mut manifest = inner.manifest.lock().clone();
+        let jobs: Vec<(u64, &Rewrite)> = rewrites
+            .iter()
+            .filter(|r| r.kept.iter().any(|b| b.num_rows() > 0))
+            .enumerate()
+            .map(|(i, r)| (manifest.next_segment_id + i as u64, r))
+            .collect();
+        manifest.next_segment_id += jobs.len() as u64;
+        let written = crate::parallel::map_on_cores(
+            &jobs,
+            |(id, r)| {
+                let kept: Vec<RecordBatch> = r
+                    .kept
+                    .iter()
+                    .filter(|b| b.num_rows() > 0)
+                    .cloned()
+                    .collect();
+                let range = (r.old.min_time_ms, r.old.max_time_ms);
+                write_new_segment(inner, *id, r.old.partition, &kept, range)
+            },
+            || Err(StoreError::Manifest("an erasure writer panicked".into())),
+        );
+        let added = written.into_iter().collect::<Result<Vec<SegmentMeta>>>()?;
+        report.segments_rewritten = added.len();
+        report.segments_dropped = rewrites.len() - added.len();
+        for r in rewrites {
+            let n: u64 = r.removed.values().sum();
+            match r.old.partition.table {
+                Table::Events => report.event_rows += n,
+                Table::ProfileUpdates => report.profile_rows += n,
+            }
+            for (k, v) in &r.removed {
+                *report.rows_by_key.entry(*k).or_default() += v;
+            }
+        }
+        let old_ids: HashSet<u64> = rewrites.iter().map(|r| r.old.id).collect();
+        manifest.segments.retain(|s| !old_ids.contains(&s.id));
+        manifest.segments.extend(added.iter().cloned());
+        manifest.store(&inner.config.data_dir)?;
+        {
+            let mut segments = inner.segments.write();
+            let mut graveyard = inner.graveyard.lock();
+            let (gone, keep): (Vec<_>, Vec<_>) =
+                segments.drain(..).partition(|s| old_ids.contains(&s.id));
+            *segments = keep;
+            segments.extend(added.into_iter().map(Arc::new));
+            graveyard.extend(gone);
+        }
+        *inner.manifest.lock() = manifest;
+        metrics::counter!("canopy_store_erasure_rewrites_total").increment(rewrites.len() as u64);
+        Ok(())
+    }
+
+    /// Unlinks the replaced segments as soon as no snapshot holds them; true when all are gone.
+    fn await_unlink(&self, ids: &[u64], wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            crate::compaction::sweep_graveyard(&self.inner);
+            let pending = self
+                .inner
+                .graveyard
+                .lock()
+                .iter()
+                .any(|s| ids.contains(&s.id));
+            if !pending {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Counts the rows of `project` stored under one of `keys`, reading the person column of
+    /// every segment of the project (not only the keys' buckets: the proof does not rely on
+    /// the partitioning it checks) and the tail.
+    pub fn count_person_rows(&self, project: ProjectId, keys: &HashSet<u64>) -> Result<RowsFound> {
+        let snapshot = self.snapshot(project);
+        let counts = crate::parallel::map_on_cores(
+            &snapshot.segments,
+            |s| -> Result<u64> {
+                let key = self.segment_key(s)?;
+                let columns = read_segment_column(&self.segment_path(s), &key, s.id, "person")?;
+                let mut n = 0;
+                for c in columns {
+                    let persons = person_array(&c)?;
+                    n += persons.values().iter().filter(|p| keys.contains(p)).count() as u64;
+                }
+                Ok(n)
+            },
+            || {
+                Err(StoreError::Manifest(
+                    "a verification worker panicked".into(),
+                ))
+            },
+        );
+        let mut found = RowsFound {
+            segments_scanned: snapshot.segments.len(),
+            ..Default::default()
+        };
+        for c in counts {
+            found.segment_rows += c?;
+        }
+        for chunk in &snapshot.tail {
+            found.tail_rows += chunk
+                .events
+                .iter()
+                .filter(|e| keys.contains(&e.person.0))
+                .count() as u64
+                + chunk
+                    .profiles
+                    .iter()
+                    .filter(|p| keys.contains(&p.person.0))
+                    .count() as u64;
+        }
+        Ok(found)
+    }
+}
+
+fn person_array(column: &Arc<dyn Array>) -> Result<&UInt64Array> {
+    column
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .ok_or_else(|| StoreError::Manifest("segment person column is not UInt64".into()))
+}
+
+/// Reads one segment and, when it holds rows of `keys`, returns the rows to keep.
+fn filter_segment(
+    inner: &Inner,
+    s: &Arc<SegmentMeta>,
+    keys: &HashSet<u64>,
+) -> Result<Option<Rewrite>> {
+    let key = inner
+        .keyring
+        .project_key(s.partition.project.0)?
+        .unwrap_key(&s.wrapped_key, &crate::layout::segment_key_purpose(s.id))?;
+    let batches = read_segment(&inner.config.data_dir.join(&s.file), &key, s.id)?;
+    let mut removed: HashMap<u64, u64> = HashMap::new();
+    let mut kept = Vec::with_capacity(batches.len());
+    for b in batches {
+        let column = b
+            .column_by_name("person")
+            .ok_or_else(|| StoreError::Manifest("segment lacks the person column".into()))?;
+        let persons = person_array(column)?;
+        let mask: BooleanArray = persons
+            .values()
+            .iter()
+            .map(|p| {
+                let erase = keys.contains(p);
+                if erase {
+                    *removed.entry(*p).or_default() += 1;
+                }
+                Some(!erase)
+            })
+            .collect();
+        kept.push(filter_record_batch(&b, &mask)?);
+    }
+    if removed.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Rewrite {
+        old: s.clone(),
+        kept,
+        removed,
+    }))
+}
