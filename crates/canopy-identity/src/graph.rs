@@ -20,6 +20,8 @@ pub enum Change {
     Point { id: u64, person: u64 },
     /// `id` is a user (identified) id.
     Identified { id: u64 },
+    /// `id` was erased: its row (and sealed raw id) is deleted.
+    Forget { id: u64 },
 }
 
 /// Why a merge was refused. The event is still recorded, under its own distinct_id.
@@ -134,6 +136,26 @@ impl Graph {
             .or_default()
             .extend(moved.into_iter().filter(|i| *i != into));
         self.version += 1;
+    }
+
+    /// Erases the whole cluster of `person`: its ids are unknown from now on (a later event
+    /// from one of them starts a new person). Returns the erased id keys.
+    pub fn forget_cluster(&mut self, person: u64, changes: &mut Vec<Change>) -> Vec<u64> {
+        let person = self.person(person);
+        let ids: Vec<u64> = self
+            .cluster(person)
+            .into_iter()
+            .filter(|id| self.known.contains(id))
+            .collect();
+        self.members.remove(&person);
+        for id in &ids {
+            self.known.remove(id);
+            self.person_of.remove(id);
+            self.identified.remove(id);
+            changes.push(Change::Forget { id: *id });
+        }
+        self.version += 1;
+        ids
     }
 
     /// Applies one op; `key` turns raw ids into id keys (and registers them).

@@ -96,6 +96,8 @@ impl IdentityDb {
             let mut ident = tx.prepare_cached(
                 "UPDATE ids SET identified = 1 WHERE project = ?1 AND id_key = ?2",
             )?;
+            let mut forget =
+                tx.prepare_cached("DELETE FROM ids WHERE project = ?1 AND id_key = ?2")?;
             for c in changes {
                 match c {
                     Change::Register { id, raw } => {
@@ -107,6 +109,9 @@ impl IdentityDb {
                     }
                     Change::Identified { id } => {
                         ident.execute(params![p, *id as i64])?;
+                    }
+                    Change::Forget { id } => {
+                        forget.execute(params![p, *id as i64])?;
                     }
                 }
             }
@@ -129,6 +134,14 @@ impl IdentityDb {
     pub fn sync(&self) -> Result<()> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// After an erasure: copies the WAL into the database and truncates it, so deleted rows
+    /// (zeroed in the database by `secure_delete`) survive in no WAL frame either.
+    pub fn purge_wal(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 }

@@ -324,6 +324,28 @@ impl IdentityStore {
         Ok(map)
     }
 
+    /// Erases the identity clusters of `persons` (current person keys): every id row, sealed raw
+    /// id included, is deleted and purged from SQLite's WAL; the in-memory graph, alias map and
+    /// display cache forget them. Returns the erased id keys.
+    pub fn forget_clusters(&self, project: ProjectId, persons: &[u64]) -> Result<Vec<u64>> {
+        let p = self.project(project)?;
+        let mut g = p.graph.lock();
+        let mut changes = Vec::new();
+        let mut erased = Vec::new();
+        for person in persons {
+            if g.is_known(*person) || g.person(*person) != *person {
+                erased.extend(g.forget_cluster(*person, &mut changes));
+            }
+        }
+        self.persist(project, &p, &changes, 0)?;
+        drop(g);
+        self.db.lock().purge_wal()?;
+        self.display
+            .lock()
+            .retain(|(proj, id), _| *proj != project || !erased.contains(id));
+        Ok(erased)
+    }
+
     /// Makes every identity change so far durable against an OS crash.
     pub fn sync(&self) -> Result<()> {
         self.db.lock().sync()
