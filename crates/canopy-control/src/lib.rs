@@ -8,6 +8,7 @@
 mod cohorts;
 mod consent;
 mod daily_salts;
+mod dsr;
 mod keyring;
 mod lint_counts;
 mod secrets;
@@ -18,6 +19,7 @@ mod tiers;
 
 pub use cohorts::CohortRow;
 pub use consent::ConsentRecord;
+pub use dsr::DsrRow;
 pub use keyring::ControlKeyring;
 pub use secrets::{generate_secret, generate_token};
 pub use settings::ProjectSettings;
@@ -118,4 +120,33 @@ pub trait ControlPlane: Send + Sync {
     fn delete_cohort(&self, id: ProjectId, cohort: u64) -> Result<bool>;
     /// The project's key, wrapped by the master key.
     fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>>;
+    /// Records a new data-subject request (and its receipt in the audit log).
+    fn create_dsr(&self, request: &DsrRow) -> Result<()>;
+    /// One request, of `project` when given.
+    fn dsr(&self, project: Option<ProjectId>, id: &str) -> Result<Option<DsrRow>>;
+    /// A project's requests, newest first.
+    fn dsr_list(&self, project: ProjectId, limit: u32) -> Result<Vec<DsrRow>>;
+    /// Pending and interrupted requests of every project, oldest first.
+    fn dsr_open(&self) -> Result<Vec<DsrRow>>;
+    /// Moves a request to `to` if its status is one of `from`; false otherwise.
+    fn dsr_transition(&self, id: &str, from: &[&str], to: &str, now_ms: i64) -> Result<bool>;
+    /// Ends a request with its result or error; its sealed identifiers are deleted (kept only
+    /// when it failed, so it can be retried).
+    fn dsr_finish(
+        &self,
+        id: &str,
+        status: &str,
+        result: Option<&str>,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()>;
+    /// Deletes an erased person's consent-ledger rows and sticky tiers; (ledger, tiers) counts.
+    fn forget_person_rows(
+        &self,
+        id: ProjectId,
+        hashes: &[[u8; 32]],
+        now_ms: i64,
+    ) -> Result<(usize, usize)>;
+    /// The seed of the Ed25519 key that signs erasure receipts, and its id.
+    fn receipt_signing_seed(&self, now_ms: i64) -> Result<(String, canopy_crypto::Key)>;
 }

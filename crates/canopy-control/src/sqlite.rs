@@ -19,7 +19,7 @@ mod parking {
     pub use std::sync::Mutex;
 }
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const MIGRATION_1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -108,6 +108,12 @@ impl SqliteControl {
             conn.execute_batch(&format!(
                 "BEGIN; {} PRAGMA user_version = 6; COMMIT;",
                 crate::cohorts::MIGRATION_6
+            ))?;
+        }
+        if version < 7 {
+            conn.execute_batch(&format!(
+                "BEGIN; {} PRAGMA user_version = 7; COMMIT;",
+                crate::dsr::MIGRATION_7
             ))?;
         }
         if !verify_master(&conn, &master)? {
@@ -377,6 +383,50 @@ impl ControlPlane for SqliteControl {
 
     fn consent(&self, id: ProjectId, person: Option<[u8; 32]>) -> Result<Vec<ConsentRecord>> {
         self.read_consent(id, person)
+    }
+
+    fn create_dsr(&self, request: &crate::DsrRow) -> Result<()> {
+        self.insert_dsr(request)
+    }
+
+    fn dsr(&self, project: Option<ProjectId>, id: &str) -> Result<Option<crate::DsrRow>> {
+        self.read_dsr(project, id)
+    }
+
+    fn dsr_list(&self, project: ProjectId, limit: u32) -> Result<Vec<crate::DsrRow>> {
+        self.list_dsr(project, limit)
+    }
+
+    fn dsr_open(&self) -> Result<Vec<crate::DsrRow>> {
+        self.open_dsr()
+    }
+
+    fn dsr_transition(&self, id: &str, from: &[&str], to: &str, now_ms: i64) -> Result<bool> {
+        self.transition_dsr(id, from, to, now_ms)
+    }
+
+    fn dsr_finish(
+        &self,
+        id: &str,
+        status: &str,
+        result: Option<&str>,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.finish_dsr(id, status, result, error, now_ms)
+    }
+
+    fn forget_person_rows(
+        &self,
+        id: ProjectId,
+        hashes: &[[u8; 32]],
+        now_ms: i64,
+    ) -> Result<(usize, usize)> {
+        self.delete_person_rows(id, hashes, now_ms)
+    }
+
+    fn receipt_signing_seed(&self, now_ms: i64) -> Result<(String, Key)> {
+        self.signing_seed(now_ms)
     }
 
     fn wrapped_project_key(&self, id: ProjectId) -> Result<Vec<u8>> {
