@@ -128,6 +128,8 @@ pub trait ControlPlane: Send + Sync {
     fn dsr_list(&self, project: ProjectId, limit: u32) -> Result<Vec<DsrRow>>;
     /// Pending and interrupted requests of every project, oldest first.
     fn dsr_open(&self) -> Result<Vec<DsrRow>>;
+    /// Replaces an open request's sealed subject (after its identities were resolved).
+    fn dsr_reseal(&self, id: &str, sealed: &[u8]) -> Result<()>;
     /// Moves a request to `to` if its status is one of `from`; false otherwise.
     fn dsr_transition(&self, id: &str, from: &[&str], to: &str, now_ms: i64) -> Result<bool>;
     /// Ends a request with its result or error; its sealed identifiers are deleted (kept only

@@ -401,6 +401,14 @@ impl ControlPlane for SqliteControl {
         self.open_dsr()
     }
 
+    fn dsr_reseal(&self, id: &str, sealed: &[u8]) -> Result<()> {
+        self.conn().execute(
+            "UPDATE dsr_requests SET subject_sealed = ?2 WHERE id = ?1 AND status IN ('pending', 'running')",
+            params![id, sealed],
+        )?;
+        Ok(())
+    }
+
     fn dsr_transition(&self, id: &str, from: &[&str], to: &str, now_ms: i64) -> Result<bool> {
         self.transition_dsr(id, from, to, now_ms)
     }

@@ -1,0 +1,212 @@
+//! Carrying out erasures. One batch per project: every open erasure of the project is resolved,
+//! then the store is rewritten once for all of them, so a burst of requests costs one rewrite
+//! per affected segment.
+//!
+//! Order matters for crash safety: the person keys are saved (sealed) in each request row
+//! before anything is deleted, rows leave the store before the identity rows that locate them,
+//! and the receipt is written only after the verifying scan — a crash at any point leaves the
+//! request open, and the next attempt repeats every step (each is idempotent).
+
+use crate::receipt_body::{BatchOutcome, receipt_for};
+use crate::requests::Dsr;
+use crate::subject::Subject;
+use crate::{DsrError, Result};
+use canopy_control::DsrRow;
+use canopy_types::{PersonKey, ProjectId};
+use std::collections::{BTreeMap, HashSet};
+
+/// What only the server knows: how the policy hashes ids, and which caches to drop.
+pub trait EraseHooks: Send + Sync {
+    /// Keyed hashes of raw ids as the suppression list, tiers and consent ledger store them.
+    fn id_hashes(&self, project: ProjectId, ids: &[String]) -> Result<Vec<[u8; 32]>>;
+    /// Drops every in-memory copy derived from the project's data (policy, tier and consent
+    /// caches, query caches), so nothing erased is served from memory.
+    fn clear_caches(&self, project: ProjectId);
+}
+
+/// Rewrite passes before giving up on rows that keep arriving (in-flight requests that passed
+/// the suppression check just before it was updated).
+const MAX_PASSES: usize = 3;
+
+impl Dsr {
+    /// Runs every open request (pending, or interrupted by a crash); returns how many ended.
+    pub fn run_open(&self) -> Result<usize> {
+        let _one_batch = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut by_project: BTreeMap<ProjectId, Vec<DsrRow>> = BTreeMap::new();
+        for row in self.control.dsr_open()? {
+            by_project.entry(row.project).or_default().push(row);
+        }
+        let mut done = 0;
+        for (project, rows) in by_project {
+            let now = self.clock.now_ms();
+            let mut started = Vec::new();
+            for row in rows {
+                // A request already running was interrupted: resume it.
+                if row.status == "running"
+                    || self
+                        .control
+                        .dsr_transition(&row.id, &["pending"], "running", now)?
+                {
+                    started.push(row);
+                }
+            }
+            if started.is_empty() {
+                continue;
+            }
+            done += started.len();
+            if let Err(e) = self.erase_batch(project, &started) {
+                tracing::error!(error = %e, requests = started.len(), "erasure batch failed; will retry");
+                for row in &started {
+                    self.retry_or_fail(row, &e)?;
+                }
+                done -= started.len();
+            }
+        }
+        Ok(done)
+    }
+
+    fn retry_or_fail(&self, row: &DsrRow, e: &DsrError) -> Result<()> {
+        let now = self.clock.now_ms();
+        let attempts = self
+            .control
+            .dsr(None, &row.id)?
+            .map_or(row.attempts, |r| r.attempts);
+        if attempts >= self.config.max_attempts {
+            self.control
+                .dsr_finish(&row.id, "failed", None, Some(&e.to_string()), now)?;
+            metrics::counter!("canopy_dsr_failed_total").increment(1);
+        } else {
+            self.control
+                .dsr_transition(&row.id, &["running"], "pending", now)?;
+        }
+        Ok(())
+    }
+
+    fn erase_batch(&self, project: ProjectId, rows: &[DsrRow]) -> Result<()> {
+        let project_key = self.keyring.project_key(project.0)?;
+        // 1. Who: each request's clusters, saved before anything is deleted.
+        let mut subjects = Vec::with_capacity(rows.len());
+        for row in rows {
+            let sealed = row
+                .subject_sealed
+                .as_deref()
+                .ok_or_else(|| DsrError::Internal("an open request without its subject".into()))?;
+            let mut subject = Subject::open(sealed, &project_key, &row.id)?;
+            if !subject.resolved {
+                self.resolve(project, &mut subject)?;
+                self.control
+                    .dsr_reseal(&row.id, &subject.seal(&project_key, &row.id)?)?;
+            }
+            subjects.push(subject);
+        }
+        let keys: HashSet<u64> = subjects
+            .iter()
+            .flat_map(|s| s.keys.iter().copied())
+            .collect();
+        let all_ids: Vec<String> = subjects
+            .iter()
+            .flat_map(|s| s.ids.iter().chain(&s.cluster_ids).cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let hashes = self.hooks.id_hashes(project, &all_ids)?;
+        // 2. Nothing new gets in: suppress before the rewrite.
+        let suppress_ids: Vec<String> = subjects
+            .iter()
+            .zip(rows)
+            .filter(|(_, r)| r.suppress)
+            .flat_map(|(s, _)| s.ids.iter().chain(&s.cluster_ids).cloned())
+            .collect();
+        let suppressed = if suppress_ids.is_empty() {
+            0
+        } else {
+            let h = self.hooks.id_hashes(project, &suppress_ids)?;
+            let n = self.control.suppress(project, &h)?;
+            self.hooks.clear_caches(project);
+            n
+        };
+        // 3. The rows: segments rewritten, tail flushed, old keys dropped.
+        let mut outcome = BatchOutcome {
+            requests: rows.len(),
+            suppressed,
+            ..Default::default()
+        };
+        for pass in 0..MAX_PASSES {
+            let report = self
+                .store
+                .erase_persons(project, &keys, self.config.unlink_wait)?;
+            outcome.add(&report);
+            let found = self.store.count_person_rows(project, &keys)?;
+            outcome.found = found;
+            if found.total() == 0 || pass + 1 == MAX_PASSES {
+                break;
+            }
+        }
+        // 4. Ledger and tier rows, then the identities themselves.
+        let (ledger, tiers) =
+            self.control
+                .forget_person_rows(project, &hashes, self.clock.now_ms())?;
+        outcome.ledger_rows = ledger;
+        outcome.tier_rows = tiers;
+        let persons: Vec<u64> = keys.iter().copied().collect();
+        outcome.ids_removed = self.identity.forget_clusters(project, &persons)?.len();
+        self.hooks.clear_caches(project);
+        // 5. Proof: no row under any key, no id resolvable, no ledger row.
+        outcome.ids_remaining = all_ids
+            .iter()
+            .map(|id| self.identity.lookup(project, id))
+            .collect::<canopy_identity::Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .count();
+        outcome.ledger_remaining = hashes
+            .iter()
+            .map(|h| self.control.consent(project, Some(*h)).map(|r| r.len()))
+            .sum::<canopy_control::Result<usize>>()?;
+        if !outcome.passed() {
+            return Err(DsrError::Internal(format!(
+                "verification found {} rows, {} ids and {} ledger rows left",
+                outcome.found.total(),
+                outcome.ids_remaining,
+                outcome.ledger_remaining
+            )));
+        }
+        // 6. Receipts, each with its own subject and row counts.
+        let now = self.clock.now_ms();
+        for (row, subject) in rows.iter().zip(&subjects) {
+            let receipt = self
+                .signer
+                .sign(&receipt_for(row, subject, &outcome, now))?;
+            let text =
+                serde_json::to_string(&receipt).map_err(|e| DsrError::Internal(e.to_string()))?;
+            self.control
+                .dsr_finish(&row.id, "completed", Some(&text), None, now)?;
+            metrics::histogram!("canopy_dsr_erasure_seconds")
+                .record((now - row.received_ms).max(0) as f64 / 1000.0);
+        }
+        Ok(())
+    }
+
+    /// Finds the clusters of a subject's ids: their person keys (where rows are stored) and
+    /// every raw id they hold.
+    fn resolve(&self, project: ProjectId, subject: &mut Subject) -> Result<()> {
+        let mut keys = Vec::new();
+        let mut ids = Vec::new();
+        for raw in &subject.ids {
+            if let Some(person) = self.identity.lookup(project, raw)? {
+                keys.extend(self.identity.cluster_keys(project, person)?);
+                ids.extend(self.identity.cluster_ids(project, person)?);
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        ids.sort();
+        ids.dedup();
+        // Key 0 stands for "no person" and is never erased.
+        keys.retain(|k| *k != PersonKey::NONE.0);
+        subject.keys = keys;
+        subject.resolved = true;
+        subject.cluster_ids = ids;
+        Ok(())
+    }
+}
