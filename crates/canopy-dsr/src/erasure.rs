@@ -17,8 +17,10 @@ use std::collections::{BTreeMap, HashSet};
 
 /// What only the server knows: how the policy hashes ids, and which caches to drop.
 pub trait EraseHooks: Send + Sync {
-    /// Keyed hashes of raw ids as the suppression list, tiers and consent ledger store them.
-    fn id_hashes(&self, project: ProjectId, ids: &[String]) -> Result<Vec<[u8; 32]>>;
+    /// Keyed hashes of raw ids as the suppression list stores them.
+    fn suppression_hashes(&self, project: ProjectId, ids: &[String]) -> Result<Vec<[u8; 32]>>;
+    /// Keyed hashes of raw ids as the consent ledger and sticky tiers store them.
+    fn person_row_hashes(&self, project: ProjectId, ids: &[String]) -> Result<Vec<[u8; 32]>>;
     /// Drops every in-memory copy derived from the project's data (policy, tier and consent
     /// caches, query caches), so nothing erased is served from memory.
     fn clear_caches(&self, project: ProjectId);
@@ -109,7 +111,7 @@ impl Dsr {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let hashes = self.hooks.id_hashes(project, &all_ids)?;
+        let hashes = self.hooks.person_row_hashes(project, &all_ids)?;
         // 2. Nothing new gets in: suppress before the rewrite.
         let suppress_ids: Vec<String> = subjects
             .iter()
@@ -120,7 +122,7 @@ impl Dsr {
         let suppressed = if suppress_ids.is_empty() {
             0
         } else {
-            let h = self.hooks.id_hashes(project, &suppress_ids)?;
+            let h = self.hooks.suppression_hashes(project, &suppress_ids)?;
             let n = self.control.suppress(project, &h)?;
             self.hooks.clear_caches(project);
             n

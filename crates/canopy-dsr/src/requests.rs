@@ -180,6 +180,40 @@ impl Dsr {
         Ok(self.control.dsr_list(project, limit.clamp(1, 1000))?)
     }
 
+    /// The identifiers of an open request (they are deleted when it ends: then none).
+    pub fn open_ids(&self, row: &DsrRow) -> Result<Vec<String>> {
+        match &row.subject_sealed {
+            Some(sealed) if matches!(row.status.as_str(), "pending" | "running") => {
+                let key = self.keyring.project_key(row.project.0)?;
+                Ok(Subject::open(sealed, &key, &row.id)?.ids)
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Cancels every pending request of `project` naming exactly these identifiers; returns
+    /// the cancelled ids (Mixpanel's cancel-by-ids form).
+    pub fn cancel_by_ids(&self, project: ProjectId, ids: Vec<String>) -> Result<Vec<String>> {
+        let wanted = Subject::new(ids)?.ids;
+        let mut cancelled = Vec::new();
+        for row in self.control.dsr_open()? {
+            if row.project != project || row.status != "pending" {
+                continue;
+            }
+            if self.open_ids(&row)? == wanted
+                && self.control.dsr_transition(
+                    &row.id,
+                    &["pending"],
+                    "cancelled",
+                    self.clock.now_ms(),
+                )?
+            {
+                cancelled.push(row.id);
+            }
+        }
+        Ok(cancelled)
+    }
+
     /// Cancels a request that has not started.
     pub fn cancel(&self, project: ProjectId, id: &str) -> Result<DsrRow> {
         let row = self.get(project, id)?;

@@ -14,16 +14,24 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+fn hash(purpose: &str, id: &str) -> [u8; 32] {
+    Sha256::digest(format!("{purpose}:{id}").as_bytes()).into()
+}
+
 struct Hooks {
     cleared: AtomicUsize,
 }
 
 impl EraseHooks for Hooks {
-    fn id_hashes(&self, _: ProjectId, ids: &[String]) -> canopy_dsr::Result<Vec<[u8; 32]>> {
-        Ok(ids
-            .iter()
-            .map(|i| Sha256::digest(i.as_bytes()).into())
-            .collect())
+    fn suppression_hashes(
+        &self,
+        _: ProjectId,
+        ids: &[String],
+    ) -> canopy_dsr::Result<Vec<[u8; 32]>> {
+        Ok(ids.iter().map(|i| hash("suppression", i)).collect())
+    }
+    fn person_row_hashes(&self, _: ProjectId, ids: &[String]) -> canopy_dsr::Result<Vec<[u8; 32]>> {
+        Ok(ids.iter().map(|i| hash("person", i)).collect())
     }
     fn clear_caches(&self, _: ProjectId) {
         self.cleared.fetch_add(1, Ordering::SeqCst);
@@ -155,7 +163,7 @@ fn erasing_one_id_removes_the_whole_cluster_and_signs_a_receipt() {
         .record_consent(
             w.project,
             &[ConsentRecord {
-                id_hash: Sha256::digest(b"kid-42").into(),
+                id_hash: hash("person", "kid-42"),
                 scope: "analytics".into(),
                 granted: true,
                 method: "parent_email".into(),
@@ -206,7 +214,7 @@ fn erasing_one_id_removes_the_whole_cluster_and_signs_a_receipt() {
     // Suppressed: every id of the cluster.
     let suppressed = w.control.suppressions(w.project).unwrap();
     for raw in ["kid-42", "$device:tablet-1", "$device:phone-2"] {
-        let h: [u8; 32] = Sha256::digest(raw.as_bytes()).into();
+        let h = hash("suppression", raw);
         assert!(suppressed.contains(&h), "{raw}");
     }
 }

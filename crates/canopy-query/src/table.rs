@@ -160,6 +160,23 @@ impl QueryEngine {
         cache.insert(project, (signature, profiles));
     }
 
+    /// Forgets everything cached from stored data: materialized profiles and the decrypted
+    /// segment footers (whose statistics hold column values). Called after an erasure.
+    pub fn clear_caches(&self) {
+        self.profile_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let caches = &self.runtime.cache_manager;
+        caches.get_file_metadata_cache().clear();
+        if let Some(c) = caches.get_file_statistic_cache() {
+            c.clear();
+        }
+        if let Some(c) = caches.get_list_files_cache() {
+            c.clear();
+        }
+    }
+
     /// The most memory one query may hold (operators and collected rows).
     pub fn memory_limit(&self) -> usize {
         self.memory_limit

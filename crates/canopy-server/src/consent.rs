@@ -24,6 +24,11 @@ pub type ConsentMap = Arc<RwLock<HashMap<([u8; 32], String), bool>>>;
 pub struct ConsentMemory(ProjectCache<HashMap<([u8; 32], String), bool>>);
 
 impl ConsentMemory {
+    /// Drops the cached decisions of a project (after an erasure deleted some).
+    pub fn forget(&self, id: ProjectId) {
+        self.0.forget(id);
+    }
+
     pub fn project(
         &self,
         control: &dyn ControlPlane,

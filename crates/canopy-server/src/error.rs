@@ -13,6 +13,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("not found")]
     NotFound,
+    /// The resource exists but is in a state that forbids the change (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Mixpanel's answer to a change its API no longer allows (405).
+    #[error("{0}")]
+    NotAllowed(String),
     #[error("the server is busy; retry later")]
     Overloaded,
     #[error("internal error")]
@@ -49,6 +55,18 @@ impl From<canopy_analytics::AnalyticsError> for ApiError {
     }
 }
 
+impl From<canopy_dsr::DsrError> for ApiError {
+    fn from(e: canopy_dsr::DsrError) -> Self {
+        use canopy_dsr::DsrError as D;
+        match e {
+            D::BadRequest(m) => ApiError::BadRequest(m),
+            D::NotFound => ApiError::NotFound,
+            D::Conflict(m) => ApiError::Conflict(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<canopy_identity::IdentityError> for ApiError {
     fn from(e: canopy_identity::IdentityError) -> Self {
         ApiError::Internal(e.to_string())
@@ -67,6 +85,8 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "Not Found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+            ApiError::NotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
             ApiError::Internal(detail) => {
                 // The detail goes to the log (it names files, never personal data), not the client.

@@ -11,6 +11,7 @@ mod aux;
 mod cohorts;
 mod consent;
 pub mod daily_salts;
+mod dsr;
 mod engage;
 pub mod enrich;
 mod error;
@@ -21,6 +22,7 @@ mod ingest_profiles;
 mod ingest_segment;
 mod ingest_track;
 mod maintenance;
+mod mixpanel_gdpr;
 mod mixpanel_lookup;
 mod mixpanel_query;
 mod observability;
@@ -78,6 +80,10 @@ pub struct AppState {
     pub lint: Arc<
         parking_lot::Mutex<std::collections::HashMap<canopy_types::ProjectId, canopy_policy::Lint>>,
     >,
+    /// Data-subject requests (erasure, receipts); set by [`AppState::enable_dsr`].
+    pub dsr: Option<Arc<canopy_dsr::Dsr>>,
+    /// Wakes the request worker when a request arrives.
+    pub dsr_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -86,6 +92,33 @@ impl AppState {
         let engine = Arc::new((*self.queries).clone().with_memory_limit(bytes));
         self.queries = engine.clone();
         self.engine = engine;
+    }
+
+    /// Enables data-subject requests over `store` (creating the receipt-signing key on first
+    /// use). Call after the query settings are final.
+    pub fn enable_dsr(
+        &mut self,
+        store: Store,
+        keyring: Arc<dyn canopy_crypto::ProjectKeyring>,
+        config: canopy_dsr::DsrConfig,
+    ) -> Result<(), ApiError> {
+        let hooks = Arc::new(dsr::ServerHooks {
+            projects: self.projects.clone(),
+            tiers: self.tiers.clone(),
+            consent: self.consent.clone(),
+            queries: self.queries.clone(),
+        });
+        let dsr = canopy_dsr::Dsr::new(
+            store,
+            self.identity.clone(),
+            self.projects.control().clone(),
+            keyring,
+            hooks,
+            self.clock.clone(),
+            config,
+        )?;
+        self.dsr = Some(Arc::new(dsr));
+        Ok(())
     }
 
     pub fn new(
@@ -112,6 +145,8 @@ impl AppState {
             enrichment: Arc::default(),
             tiers: Arc::default(),
             consent: Arc::default(),
+            dsr: None,
+            dsr_wake: Arc::default(),
         }
     }
 }

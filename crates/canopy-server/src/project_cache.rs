@@ -38,4 +38,9 @@ impl<V> ProjectCache<V> {
             .or_insert_with(|| Arc::new(RwLock::new(loaded)))
             .clone())
     }
+
+    /// Drops the project's value; the next use reloads it from the control plane.
+    pub fn forget(&self, id: ProjectId) {
+        self.projects.write().remove(&id);
+    }
 }

@@ -178,6 +178,32 @@ impl Projects {
         Err(ApiError::Unauthorized)
     }
 
+    /// Mixpanel's GDPR API: `?token=` names the project; `Authorization: Bearer` carries its
+    /// API secret (Canopy's GDPR token) or the local admin token; Basic auth as elsewhere.
+    pub fn authenticate_gdpr(
+        &self,
+        authorization: Option<&str>,
+        project_token: Option<&str>,
+        admin_token: Option<&str>,
+    ) -> Result<ResolvedProject, ApiError> {
+        let token = project_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::BadRequest("token (the project token) is required".into()))?;
+        let project = self.by_token(token)?.ok_or(ApiError::Unauthorized)?;
+        let auth = authorization.ok_or(ApiError::Unauthorized)?;
+        let Some(bearer) = auth.strip_prefix("Bearer ").map(str::trim) else {
+            let id = project.project.id.0.to_string();
+            return self.authenticate(Some(auth), Some(&id), admin_token, false);
+        };
+        if admin_token.is_some_and(|t| constant_time_eq(t.as_bytes(), bearer.as_bytes())) {
+            return Ok(project);
+        }
+        match self.by_secret(bearer)? {
+            Some(p) if p.project.id == project.project.id => Ok(p),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+
     fn by_secret(&self, secret: &str) -> Result<Option<ResolvedProject>, ApiError> {
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         if let Some((p, at)) = self.by_secret.read().get(&digest)

@@ -2,9 +2,9 @@
 
 use crate::observability::{log_requests, normalize_path};
 use crate::{
-    AppState, activity, aux, cohorts, consent, engage, export, ingest_import, ingest_posthog,
-    ingest_profiles, ingest_segment, ingest_track, mixpanel_lookup, mixpanel_query, persons,
-    privacy, reports, tiers,
+    AppState, activity, aux, cohorts, consent, dsr, engage, export, ingest_import, ingest_posthog,
+    ingest_profiles, ingest_segment, ingest_track, mixpanel_gdpr, mixpanel_lookup, mixpanel_query,
+    persons, privacy, reports, tiers,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -100,6 +100,25 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/settings",
             get(privacy::get_settings).put(privacy::put_settings),
         )
+        .route("/api/v1/dsr/erasures", post(dsr::create_erasure))
+        .route(
+            "/api/app/data-deletions/v3.0",
+            post(mixpanel_gdpr::create_deletion).delete(mixpanel_gdpr::cancel_deletion_by_ids),
+        )
+        .route(
+            "/api/app/data-deletions/v3.0/{tracking_id}",
+            get(mixpanel_gdpr::deletion_status).delete(mixpanel_gdpr::cancel_deletion),
+        )
+        .route("/api/v1/dsr/requests", get(dsr::list))
+        .route(
+            "/api/v1/dsr/requests/{id}",
+            get(dsr::get_one).delete(dsr::cancel),
+        )
+        .route("/api/v1/dsr/requests/{id}/receipt", get(dsr::receipt))
+        .route(
+            "/.well-known/canopy-receipt-keys.json",
+            get(dsr::receipt_keys),
+        )
         .route("/healthz", get(aux::healthz))
         .route("/readyz", get(aux::readyz))
         .route("/metrics", get(aux::metrics))
@@ -118,6 +137,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let flag = state.shutting_down.clone();
     let upkeep = tokio::spawn(crate::maintenance::run(state.clone()));
+    let dsr_worker = tokio::spawn(crate::dsr::worker(state.clone()));
     let last = state.clone();
     let app = router(state);
     let service = tower::util::MapRequestLayer::new(normalize_path::<axum::body::Body>).layer(app);
@@ -132,6 +152,7 @@ pub async fn serve(
         })
         .await;
     upkeep.abort();
+    dsr_worker.abort();
     let _ = tokio::task::spawn_blocking(move || crate::maintenance::once(&last)).await;
     served
 }

@@ -26,6 +26,11 @@ pub type TierMap = Arc<RwLock<HashMap<[u8; 32], AgeTier>>>;
 pub struct TierMemory(ProjectCache<HashMap<[u8; 32], AgeTier>>);
 
 impl TierMemory {
+    /// Drops the cached tiers of a project (after an erasure deleted some).
+    pub fn forget(&self, id: ProjectId) {
+        self.0.forget(id);
+    }
+
     pub fn project(&self, control: &dyn ControlPlane, id: ProjectId) -> Result<TierMap, ApiError> {
         self.0.get(id, || {
             Ok(control

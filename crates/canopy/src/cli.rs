@@ -37,6 +37,10 @@ enum Command {
     /// The suppression list: ids whose data is dropped before any write.
     #[command(subcommand)]
     Suppress(crate::privacy_cli::SuppressCommand),
+    /// Data-subject requests: erase a person with a signed receipt, follow requests, verify
+    /// receipts offline.
+    #[command(subcommand)]
+    Dsr(crate::dsr_cli::DsrCommand),
     /// Load generators for the benchmarks (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -104,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench(cmd) => crate::bench::run(cmd).await,
         Command::Lint(args) => crate::privacy_cli::lint(args).await,
         Command::Suppress(cmd) => crate::privacy_cli::suppress(cmd).await,
+        Command::Dsr(cmd) => crate::dsr_cli::run(cmd).await,
     }
 }
 

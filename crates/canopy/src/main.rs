@@ -2,10 +2,12 @@
 //! family app dataset; `project`, `import` and `export` work against a running server on the
 //! same data dir (through its local admin token) or, when none runs, start one in-process.
 
+mod api_client;
 mod bench;
 mod cli;
 mod config;
 mod demo;
+mod dsr_cli;
 mod import;
 mod local;
 mod privacy_cli;

@@ -1,8 +1,8 @@
 //! `canopy lint` and `canopy suppress`: the privacy lint report and the suppression list of a
 //! project, through the server that holds the data dir (or one started for the command).
 
-use crate::config::{Config, ServerFlags};
-use crate::local::Target;
+use crate::api_client::call;
+use crate::config::ServerFlags;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
@@ -83,40 +83,6 @@ pub struct SuppressIds {
     distinct_ids: Vec<String>,
     #[command(flatten)]
     flags: ServerFlags,
-}
-
-async fn call(
-    flags: &ServerFlags,
-    method: reqwest::Method,
-    path: &str,
-    project: u64,
-    body: Option<Value>,
-) -> Result<Value> {
-    let config = Config::load(flags)?;
-    let target = Target::connect(&config).await?;
-    let result = async {
-        let mut req = reqwest::Client::new()
-            .request(method, format!("{}{path}", target.url()))
-            .bearer_auth(target.admin_token())
-            .query(&[("project_id", project.to_string())]);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.context("contacting the server")?;
-        let status = resp.status();
-        let value: Value = resp.json().await.context("reading the server's answer")?;
-        if !status.is_success() {
-            bail!(
-                "{}: {}",
-                status,
-                value["error"].as_str().unwrap_or("request failed")
-            );
-        }
-        Ok(value)
-    }
-    .await;
-    target.finish().await?;
-    result
 }
 
 pub async fn lint(args: LintArgs) -> Result<()> {

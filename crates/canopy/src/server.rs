@@ -163,6 +163,13 @@ pub async fn start(config: &Config, lock: File, announce: bool) -> Result<Runnin
     );
     state.metrics = metrics;
     state.set_query_memory_limit(config.query_memory_limit);
+    state
+        .enable_dsr(
+            store.clone(),
+            opened.keyring.clone(),
+            canopy_dsr::DsrConfig::default(),
+        )
+        .context("enabling data-subject requests")?;
     state.enrichment = Arc::new(canopy_server::enrich::Enrichment {
         geoip: match &config.geoip_db {
             Some(path) => {
