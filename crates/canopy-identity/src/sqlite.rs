@@ -130,6 +130,17 @@ impl IdentityDb {
             .optional()?)
     }
 
+    /// Every `(id key, sealed raw id)` of a project.
+    pub fn all_sealed(&self, project: ProjectId) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id_key, sealed FROM ids WHERE project = ?1")?;
+        let rows = stmt.query_map(params![project.0 as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Makes every commit so far durable against an OS crash.
     pub fn sync(&self) -> Result<()> {
         self.conn

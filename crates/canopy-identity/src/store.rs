@@ -346,6 +346,17 @@ impl IdentityStore {
         Ok(erased)
     }
 
+    /// Every raw id the project holds, decrypted — for audits that must prove an id is gone
+    /// (`canopy dsr find-residue`), never for request paths.
+    pub fn all_raw_ids(&self, project: ProjectId) -> Result<Vec<String>> {
+        let p = self.project(project)?;
+        let sealed = self.db.lock().all_sealed(project)?;
+        sealed
+            .into_iter()
+            .map(|(id, s)| p.secrets.open(project, PersonKey(id), &s))
+            .collect()
+    }
+
     /// Makes every identity change so far durable against an OS crash.
     pub fn sync(&self) -> Result<()> {
         self.db.lock().sync()

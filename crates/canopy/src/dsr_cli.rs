@@ -23,6 +23,9 @@ pub enum DsrCommand {
         #[command(flatten)]
         flags: ServerFlags,
     },
+    /// Offline (server stopped): search every file of the data dir, decrypted wherever a key
+    /// still exists, for strings that must be gone. Exits non-zero on any hit.
+    FindResidue(crate::residue::ResidueArgs),
     /// Check a receipt's signature offline against the published keys.
     VerifyReceipt {
         /// The receipt (JSON), as saved by `canopy dsr erase` or downloaded from the API.
@@ -61,6 +64,7 @@ pub async fn run(cmd: DsrCommand) -> Result<()> {
         DsrCommand::Erase(a) => erase(a).await,
         DsrCommand::Status { project, id, flags } => status(project, id, &flags).await,
         DsrCommand::VerifyReceipt { receipt, keys } => verify(&receipt, &keys),
+        DsrCommand::FindResidue(args) => crate::residue::run(args),
     }
 }
 

@@ -11,6 +11,7 @@ mod dsr_cli;
 mod import;
 mod local;
 mod privacy_cli;
+mod residue;
 mod server;
 mod synth;
 
