@@ -14,6 +14,10 @@ use std::sync::Arc;
 
 pub(crate) struct SegmentKeys {
     by_path: HashMap<Path, Arc<FileDecryptionProperties>>,
+    /// The snapshot's segments: the scan holds these keys until its last file is read, so
+    /// holding the segments here keeps compaction and erasure from unlinking a file a running
+    /// query has yet to open.
+    _pinned: Vec<Arc<canopy_store::SegmentMeta>>,
 }
 
 impl std::fmt::Debug for SegmentKeys {
@@ -25,8 +29,14 @@ impl std::fmt::Debug for SegmentKeys {
 }
 
 impl SegmentKeys {
-    pub(crate) fn new(by_path: HashMap<Path, Arc<FileDecryptionProperties>>) -> Self {
-        Self { by_path }
+    pub(crate) fn new(
+        by_path: HashMap<Path, Arc<FileDecryptionProperties>>,
+        pinned: Vec<Arc<canopy_store::SegmentMeta>>,
+    ) -> Self {
+        Self {
+            by_path,
+            _pinned: pinned,
+        }
     }
 }
 

@@ -298,7 +298,10 @@ impl CanopyTable {
         Ok(Self {
             schema,
             files,
-            keys: Arc::new(SegmentKeys::new(by_path)),
+            keys: Arc::new(SegmentKeys::new(
+                by_path,
+                segments.into_iter().cloned().collect(),
+            )),
             tail,
         })
     }

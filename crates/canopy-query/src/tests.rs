@@ -212,3 +212,56 @@ async fn sql_sees_tail_immediately() {
         .value(0);
     assert_eq!(n, 0);
 }
+
+/// Regression: a query's plan held only the paths of its snapshot's segments, so an erasure
+/// (or a compaction) replacing them could unlink files a running export had yet to open, and
+/// the stream failed with "not found" (seen in the erasure crash test). The scan now pins its
+/// segments until the plan is dropped.
+#[tokio::test]
+async fn regression_a_plan_made_before_an_erasure_still_reads_its_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, engine) = engine(dir.path());
+    let recs: Vec<Record> = (0..70).map(|i| ev(i, json!({"n": i}))).collect();
+    store.append(ProjectId(1), recs).await.unwrap();
+    store.flush_now().unwrap();
+    let ctx = engine.context(ProjectId(1), None).unwrap();
+    let plan = ctx
+        .table("events_stored")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    drop(ctx);
+    let erased: std::collections::HashSet<u64> = (1..=7).collect();
+    let report = store
+        .erase_persons(ProjectId(1), &erased, std::time::Duration::from_millis(50))
+        .unwrap();
+    assert_eq!(report.event_rows, 70);
+    assert!(!report.old_files_unlinked, "the plan still holds them");
+    let batches = datafusion::physical_plan::collect(plan.clone(), Arc::new(Default::default()))
+        .await
+        .unwrap();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 70, "the plan reads the snapshot it was made on");
+    drop(plan);
+    assert!(export(&engine, all()).await.is_empty());
+    assert_eq!(store.compact_now().unwrap(), 0);
+    let files = std::fs::read_dir(dir.path().join("segments"))
+        .map(|_| walk_parquet(dir.path()))
+        .unwrap_or_default();
+    assert_eq!(files, 0, "released files are unlinked");
+}
+
+fn walk_parquet(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            n += walk_parquet(&p);
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            n += 1;
+        }
+    }
+    n
+}
