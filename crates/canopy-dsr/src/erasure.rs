@@ -43,13 +43,14 @@ impl Dsr {
             let now = self.clock.now_ms();
             let mut started = Vec::new();
             for row in rows {
-                // A request already running was interrupted: resume it.
-                if row.status == "running"
-                    || self
-                        .control
-                        .dsr_transition(&row.id, &["pending"], "running", now)?
+                // A request already running was interrupted by a crash: resume it (counted as
+                // another attempt).
+                if self
+                    .control
+                    .dsr_transition(&row.id, &["pending", "running"], "running", now)?
+                    && let Some(current) = self.control.dsr(None, &row.id)?
                 {
-                    started.push(row);
+                    started.push(current);
                 }
             }
             if started.is_empty() {
