@@ -1,0 +1,185 @@
+"""Erasure benchmark (issue #6): request → receipt latency for one person and for a burst of 100
+requests on the analytics dataset (10M events by default), side by side in one run with
+ClickHouse's `ALTER TABLE … DELETE` mutation (Debian clickhouse-server, `mutations_sync = 2`,
+so it returns when the parts are rewritten) and DuckDB's `DELETE` + `CHECKPOINT`, on the same
+data. Every engine deletes the same persons; each answer is checked (the person's rows are
+gone, everyone else's are still there). Run through `scripts/bench-erasure`.
+
+Canopy's time is the client's: POST the request, poll until the receipt exists (the receipt
+is only written after the verifying scan). ClickHouse's table is laid out for analytics as in
+the analytics benchmark (ORDER BY event, day, person); DuckDB's as loaded there.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+import duckdb
+import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_analytics import DAY, Canopy, generate  # noqa: E402
+from bench_clickhouse import ch_query, ensure_clickhouse, start_clickhouse  # noqa: E402
+
+
+def canopy_erase(canopy, ids):
+    """Files one erasure per id at once; returns seconds until every receipt exists."""
+    t0 = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(ids), 16)) as pool:
+        created = list(pool.map(lambda i: json.loads(canopy.request(
+            "/api/v1/dsr/erasures", {"distinct_ids": [i]})), ids))
+    pending = {c["id"] for c in created}
+    receipts = {}
+    while pending:
+        for rid in list(pending):
+            r = json.loads(canopy.request("/api/v1/dsr/requests/%s" % rid))
+            if r["status"] == "completed":
+                receipts[rid] = r["receipt"]
+                pending.discard(rid)
+            elif r["status"] in ("failed", "cancelled"):
+                raise RuntimeError("erasure %s %s" % (rid, r["status"]))
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - t0
+    assert all(r["verification"]["passed"] for r in receipts.values())
+    return elapsed, sum(r["rows_removed"] for r in receipts.values())
+
+
+def canopy_count(canopy):
+    return sum(1 for line in canopy.request(
+        "/api/2.0/export?from_date=2026-01-01&to_date=2027-12-31").splitlines() if line)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--big", action="store_true", help="100M events")
+    ap.add_argument("--persons", type=int, default=500_000)
+    ap.add_argument("--singles", type=int, default=5, help="one-person erasures to time")
+    ap.add_argument("--burst", type=int, default=100)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--workdir", default=None, help="keep the generated data and loaded Canopy here")
+    args = ap.parse_args()
+    n = 100_000_000 if args.big else args.events
+    tmp = args.workdir or tempfile.mkdtemp(prefix="canopy-bench-erasure-")
+    os.makedirs(tmp, exist_ok=True)
+    parquet = os.path.join(tmp, "events.parquet")
+    if not os.path.exists(parquet):
+        pq.write_table(generate(n, args.persons), parquet, row_group_size=1_000_000)
+    run = os.path.join(tmp, "run")
+    shutil.rmtree(run, ignore_errors=True)
+
+    # Canopy: a loaded copy is kept in the workdir; each run erases from a fresh copy of it.
+    pristine = os.path.join(tmp, "canopy-pristine")
+    if not os.path.exists(os.path.join(pristine, "loaded")):
+        shutil.rmtree(pristine, ignore_errors=True)
+        os.makedirs(pristine)
+        duck = duckdb.connect()
+        ndjson = os.path.join(tmp, "events.ndjson")
+        duck.execute("COPY (SELECT event, json_merge_patch('{}', json_object('time', time, 'distinct_id', person, "
+                     "'$insert_id', iid::VARCHAR, 'plat', plat, 'country', country, 'app_version', app_version, "
+                     "'price', price, 'level', level)) AS properties FROM read_parquet('%s')) TO '%s' (FORMAT JSON)"
+                     % (parquet, ndjson))
+        c = Canopy(args.bin, pristine)
+        t = time.time()
+        subprocess.run([args.bin, "import", ndjson, "--project", str(c.project["id"]), "--data-dir", c.data],
+                       check=True, stdout=subprocess.DEVNULL)
+        c.stop()
+        c.start()
+        c.settle()
+        c.stop()
+        os.remove(ndjson)
+        open(os.path.join(pristine, "loaded"), "w").close()
+        print("loaded Canopy in %.0f s" % (time.time() - t), flush=True)
+    shutil.rmtree(run)
+    shutil.copytree(pristine, run)
+    canopy = Canopy(args.bin, run)
+    canopy.settle()
+
+    ensure_clickhouse()
+    ch_proc, ch = start_clickhouse(run)
+    ch_query(ch, "CREATE TABLE events (iid Int64, person String, event LowCardinality(String), time Int64, "
+                 "plat LowCardinality(String), country LowCardinality(String), app_version LowCardinality(String), "
+                 "price Nullable(Float64), level Nullable(Float64)) ENGINE = MergeTree "
+                 "ORDER BY (event, intDiv(time, %d), person)" % DAY)
+    # The server may only read files under its user_files path: send the Parquet over HTTP.
+    with open(parquet, "rb") as f:
+        req = urllib.request.Request(ch + "/?query=" + urllib.parse.quote("INSERT INTO events FORMAT Parquet"),
+                                     data=f.read())
+        urllib.request.urlopen(req).read()
+    ch_query(ch, "OPTIMIZE TABLE events FINAL")
+    duck = duckdb.connect(os.path.join(run, "duck.db"))
+    duck.execute("CREATE TABLE events AS SELECT * FROM read_parquet('%s') ORDER BY event, time" % parquet)
+    duck.execute("CHECKPOINT")
+
+    # Persons to erase: typical ones (10–200 events), the same for every engine.
+    counts = duck.execute("SELECT person, count(*) FROM events GROUP BY person HAVING count(*) BETWEEN 10 AND 200 "
+                          "ORDER BY hash(person) LIMIT %d" % (args.singles + args.burst)).fetchall()
+    singles, burst = [p for p, _ in counts[:args.singles]], [p for p, _ in counts[args.singles:]]
+    expected = dict(counts)
+    total = duck.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    results = {"canopy": [], "clickhouse": [], "duckdb": []}
+    for p in singles:
+        s, rows = canopy_erase(canopy, [p])
+        assert rows == expected[p], (p, rows, expected[p])
+        results["canopy"].append(s)
+        t = time.perf_counter()
+        ch_query(ch, "ALTER TABLE events DELETE WHERE person = '%s' SETTINGS mutations_sync = 2" % p)
+        results["clickhouse"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        duck.execute("DELETE FROM events WHERE person = '%s'" % p)
+        duck.execute("CHECKPOINT")
+        results["duckdb"].append(time.perf_counter() - t)
+        print("single %s: canopy %.3f s, clickhouse %.3f s, duckdb %.3f s" % (
+            p, results["canopy"][-1], results["clickhouse"][-1], results["duckdb"][-1]), flush=True)
+
+    bursts = {}
+    s, rows = canopy_erase(canopy, burst)
+    assert rows == sum(expected[p] for p in burst)
+    bursts["canopy"] = s
+    in_list = ",".join("'%s'" % p for p in burst)
+    t = time.perf_counter()
+    ch_query(ch, "ALTER TABLE events DELETE WHERE person IN (%s) SETTINGS mutations_sync = 2" % in_list)
+    bursts["clickhouse"] = time.perf_counter() - t
+    t = time.perf_counter()
+    duck.execute("DELETE FROM events WHERE person IN (%s)" % in_list)
+    duck.execute("CHECKPOINT")
+    bursts["duckdb"] = time.perf_counter() - t
+
+    # Everyone erased is gone everywhere; everyone else is intact.
+    removed = sum(expected[p] for p in singles + burst)
+    left = {"canopy": canopy_count(canopy),
+            "clickhouse": int(ch_query(ch, "SELECT count() FROM events").strip()),
+            "duckdb": duck.execute("SELECT count(*) FROM events").fetchone()[0]}
+    assert all(v == total - removed for v in left.values()), (left, total, removed)
+    canopy.stop()
+    ch_proc.terminate()
+    ch_proc.wait()
+
+    m = {e: statistics.median(v) for e, v in results.items()}
+    print("\n%d events, %d persons; one person = median of %d erasures (%d–%d events each); "
+          "burst = %d persons\n" % (n, args.persons, len(singles), min(expected[p] for p in singles),
+                                    max(expected[p] for p in singles), len(burst)))
+    print("| Erasure | Canopy (request → signed receipt) | ClickHouse ALTER … DELETE | DuckDB DELETE + CHECKPOINT "
+          "| ClickHouse/Canopy | DuckDB/Canopy |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print("| one person | %.3f s | %.3f s | %.3f s | %.1f× | %.1f× |" % (
+        m["canopy"], m["clickhouse"], m["duckdb"], m["clickhouse"] / m["canopy"], m["duckdb"] / m["canopy"]))
+    print("| burst of %d | %.3f s | %.3f s | %.3f s | %.1f× | %.1f× |" % (
+        len(burst), bursts["canopy"], bursts["clickhouse"], bursts["duckdb"],
+        bursts["clickhouse"] / bursts["canopy"], bursts["duckdb"] / bursts["canopy"]))
+    print("\nAll engines agree: %d rows left of %d." % (total - removed, total))
+    if not args.workdir:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
