@@ -42,6 +42,31 @@ CREATE TABLE signing_keys (
 );
 ";
 
+/// Status callbacks to deliver (OpenDSR): one row per state change and URL, written in the
+/// transaction that changes the state, deleted once delivered (an outbox: a crash between the
+/// change and the delivery loses nothing).
+pub(crate) const MIGRATION_8: &str = "
+CREATE TABLE dsr_outbox (
+    id              INTEGER PRIMARY KEY,
+    request_id      TEXT NOT NULL REFERENCES dsr_requests(id),
+    status          TEXT NOT NULL,
+    url             TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_ms         INTEGER NOT NULL
+);
+CREATE INDEX dsr_outbox_due ON dsr_outbox (next_ms);
+";
+
+/// One status callback waiting to be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub request_id: String,
+    pub status: String,
+    pub url: String,
+    pub attempts: u32,
+}
+
 /// A request as stored. `status` is one of `pending`, `running`, `completed`, `failed`,
 /// `cancelled`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,6 +121,32 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DsrRow> {
     })
 }
 
+/// Queues a status callback to each of the request's URLs (none for most requests).
+fn enqueue_callbacks(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    status: &str,
+    now_ms: i64,
+) -> Result<()> {
+    let callbacks: Option<String> = tx
+        .query_row(
+            "SELECT callbacks FROM dsr_requests WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let urls: Vec<String> = callbacks
+        .and_then(|c| serde_json::from_str(&c).ok())
+        .unwrap_or_default();
+    for url in urls {
+        tx.execute(
+            "INSERT INTO dsr_outbox (request_id, status, url, next_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![id, status, url, now_ms],
+        )?;
+    }
+    Ok(())
+}
+
 fn audit(
     tx: &rusqlite::Transaction<'_>,
     project: ProjectId,
@@ -132,6 +183,7 @@ impl SqliteControl {
             &format!("dsr.{}.received", r.kind),
             &format!("request {} via {} ({})", r.id, r.api, r.regulation),
         )?;
+        enqueue_callbacks(&tx, &r.id, &r.status, r.received_ms)?;
         tx.commit()?;
         Ok(())
     }
@@ -208,6 +260,11 @@ impl SqliteControl {
             &format!("dsr.{kind}.{to}"),
             &format!("request {id}"),
         )?;
+        // A retry (running → pending) or a resumed attempt (running → running) is no state
+        // change the requester can see.
+        if to != status && to != "pending" {
+            enqueue_callbacks(&tx, id, to, now_ms)?;
+        }
         tx.commit()?;
         Ok(true)
     }
@@ -242,7 +299,40 @@ impl SqliteControl {
             &format!("dsr.{kind}.{status}"),
             &format!("request {id}"),
         )?;
+        enqueue_callbacks(&tx, id, status, now_ms)?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Callbacks due for delivery, oldest first.
+    pub(crate) fn due_callbacks(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, request_id, status, url, attempts FROM dsr_outbox WHERE next_ms <= ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now_ms, limit], |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                request_id: r.get(1)?,
+                status: r.get(2)?,
+                url: r.get(3)?,
+                attempts: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records a delivery attempt: delivered (or given up) rows go, others wait until `retry_ms`.
+    pub(crate) fn callback_attempted(&self, id: i64, done: bool, retry_ms: i64) -> Result<()> {
+        let conn = self.conn();
+        if done {
+            conn.execute("DELETE FROM dsr_outbox WHERE id = ?1", params![id])?;
+        } else {
+            conn.execute(
+                "UPDATE dsr_outbox SET attempts = attempts + 1, next_ms = ?2 WHERE id = ?1",
+                params![id, retry_ms],
+            )?;
+        }
         Ok(())
     }
 
@@ -391,6 +481,27 @@ mod tests {
         );
         assert!(c.dsr_open().unwrap().is_empty());
         assert_eq!(c.dsr_list(p, 10).unwrap()[0].id, "r2", "newest first");
+        // Every visible state change queued one callback per URL, in order.
+        let due = c.dsr_due_callbacks(100, 100).unwrap();
+        let seen: Vec<(&str, &str)> = due
+            .iter()
+            .map(|o| (o.request_id.as_str(), o.status.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("r1", "pending"),
+                ("r2", "pending"),
+                ("r1", "running"),
+                ("r2", "cancelled"),
+                ("r1", "completed")
+            ]
+        );
+        c.dsr_callback_attempted(due[0].id, false, 500).unwrap();
+        c.dsr_callback_attempted(due[1].id, true, 0).unwrap();
+        let later = c.dsr_due_callbacks(100, 100).unwrap();
+        assert_eq!(later.len(), 3, "one delivered, one waiting for its retry");
+        assert_eq!(c.dsr_due_callbacks(500, 100).unwrap()[0].attempts, 1);
         // The seed survives a reopen (same master key) and is never stored in the clear.
         let (kid, seed) = c.receipt_signing_seed(1).unwrap();
         drop(c);

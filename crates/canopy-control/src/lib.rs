@@ -19,7 +19,7 @@ mod tiers;
 
 pub use cohorts::CohortRow;
 pub use consent::ConsentRecord;
-pub use dsr::DsrRow;
+pub use dsr::{DsrRow, OutboxRow};
 pub use keyring::ControlKeyring;
 pub use secrets::{generate_secret, generate_token};
 pub use settings::ProjectSettings;
@@ -149,6 +149,11 @@ pub trait ControlPlane: Send + Sync {
         hashes: &[[u8; 32]],
         now_ms: i64,
     ) -> Result<(usize, usize)>;
+    /// Status callbacks due for delivery (queued with each state change of a request that
+    /// named callback URLs).
+    fn dsr_due_callbacks(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>>;
+    /// A delivery attempt: `done` removes the callback, otherwise it waits until `retry_ms`.
+    fn dsr_callback_attempted(&self, id: i64, done: bool, retry_ms: i64) -> Result<()>;
     /// The seed of the Ed25519 key that signs erasure receipts, and its id.
     fn receipt_signing_seed(&self, now_ms: i64) -> Result<(String, canopy_crypto::Key)>;
 }

@@ -19,7 +19,7 @@ mod parking {
     pub use std::sync::Mutex;
 }
 
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 const MIGRATION_1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -114,6 +114,12 @@ impl SqliteControl {
             conn.execute_batch(&format!(
                 "BEGIN; {} PRAGMA user_version = 7; COMMIT;",
                 crate::dsr::MIGRATION_7
+            ))?;
+        }
+        if version < 8 {
+            conn.execute_batch(&format!(
+                "BEGIN; {} PRAGMA user_version = 8; COMMIT;",
+                crate::dsr::MIGRATION_8
             ))?;
         }
         if !verify_master(&conn, &master)? {
@@ -431,6 +437,14 @@ impl ControlPlane for SqliteControl {
         now_ms: i64,
     ) -> Result<(usize, usize)> {
         self.delete_person_rows(id, hashes, now_ms)
+    }
+
+    fn dsr_due_callbacks(&self, now_ms: i64, limit: u32) -> Result<Vec<crate::OutboxRow>> {
+        self.due_callbacks(now_ms, limit)
+    }
+
+    fn dsr_callback_attempted(&self, id: i64, done: bool, retry_ms: i64) -> Result<()> {
+        self.callback_attempted(id, done, retry_ms)
     }
 
     fn receipt_signing_seed(&self, now_ms: i64) -> Result<(String, Key)> {

@@ -42,7 +42,11 @@ impl Dsr {
         for (project, rows) in by_project {
             let now = self.clock.now_ms();
             let mut started = Vec::new();
+            let window = self.config.cancel_window.as_millis() as i64;
             for row in rows {
+                if row.status == "pending" && row.received_ms + window > now {
+                    continue;
+                }
                 // A request already running was interrupted by a crash: resume it (counted as
                 // another attempt).
                 if self

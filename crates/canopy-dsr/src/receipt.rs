@@ -55,6 +55,25 @@ impl ReceiptSigner {
         }
     }
 
+    /// An Ed25519 signature over `message`, base64.
+    pub fn sign_raw(&self, message: &[u8]) -> String {
+        B64.encode(self.key.sign(message).to_bytes())
+    }
+
+    /// The public key as PEM SubjectPublicKeyInfo (RFC 8410: the fixed Ed25519 prefix, then
+    /// the 32 key bytes).
+    pub fn public_key_pem(&self) -> String {
+        const SPKI_PREFIX: [u8; 12] = [
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        let mut der = SPKI_PREFIX.to_vec();
+        der.extend_from_slice(self.key.verifying_key().as_bytes());
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            B64.encode(der)
+        )
+    }
+
     /// Returns `receipt` with a `signature` member added.
     pub fn sign(&self, receipt: &Value) -> Result<Value> {
         let Value::Object(mut fields) = receipt.clone() else {

@@ -49,6 +49,8 @@ pub struct DsrConfig {
     pub unlink_wait: Duration,
     /// Attempts before a request that keeps failing is marked failed.
     pub max_attempts: u32,
+    /// How long a request waits before it runs (and can be cancelled); zero by default.
+    pub cancel_window: Duration,
 }
 
 impl Default for DsrConfig {
@@ -56,6 +58,7 @@ impl Default for DsrConfig {
         Self {
             unlink_wait: Duration::from_secs(30),
             max_attempts: 5,
+            cancel_window: Duration::ZERO,
         }
     }
 }
@@ -103,6 +106,16 @@ impl Dsr {
             config,
             running: Default::default(),
         })
+    }
+
+    /// Signs bytes (an OpenDSR response or callback body) with the receipt key; base64.
+    pub fn sign_raw(&self, message: &[u8]) -> String {
+        self.signer.sign_raw(message)
+    }
+
+    /// The receipt key as a PEM public key (SubjectPublicKeyInfo), for OpenDSR discovery.
+    pub fn public_key_pem(&self) -> String {
+        self.signer.public_key_pem()
     }
 
     /// The public half of the receipt-signing key, for the well-known URL.

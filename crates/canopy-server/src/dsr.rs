@@ -91,6 +91,7 @@ pub(crate) async fn worker(state: AppState) {
             Ok(Err(e)) => tracing::error!(error = %e, "data-subject request worker failed"),
             Err(e) => tracing::error!(error = %e, "data-subject request worker panicked"),
         }
+        crate::opendsr::deliver_callbacks(&state).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), state.dsr_wake.notified()).await;
     }
 }

@@ -19,6 +19,13 @@ pub enum ApiError {
     /// Mixpanel's answer to a change its API no longer allows (405).
     #[error("{0}")]
     NotAllowed(String),
+    /// An OpenDSR client error, answered in the spec's error shape.
+    #[error("{message}")]
+    OpenDsr {
+        code: u16,
+        reason: &'static str,
+        message: String,
+    },
     #[error("the server is busy; retry later")]
     Overloaded,
     #[error("internal error")]
@@ -81,12 +88,27 @@ impl From<canopy_control::ControlError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::OpenDsr {
+            code,
+            reason,
+            message,
+        } = &self
+        {
+            // OpenDSR §7.5: `{"error": {"code", "message", "errors": [{domain, reason, message}]}}`,
+            // never echoing identities.
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_REQUEST);
+            let body = json!({"error": {"code": code, "message": message,
+                "errors": [{"domain": "opendsr", "reason": reason, "message": message}]}});
+            return (status, axum::Json(body)).into_response();
+        }
         let (status, code_text) = match &self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "Not Found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             ApiError::NotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+            // Answered above in the OpenDSR shape.
+            ApiError::OpenDsr { .. } => (StatusCode::BAD_REQUEST, "Bad Request"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
             ApiError::Internal(detail) => {
                 // The detail goes to the log (it names files, never personal data), not the client.

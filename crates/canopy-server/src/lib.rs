@@ -26,6 +26,7 @@ mod mixpanel_gdpr;
 mod mixpanel_lookup;
 mod mixpanel_query;
 mod observability;
+mod opendsr;
 mod persons;
 mod privacy;
 mod project_cache;
@@ -84,6 +85,10 @@ pub struct AppState {
     pub dsr: Option<Arc<canopy_dsr::Dsr>>,
     /// Wakes the request worker when a request arrives.
     pub dsr_wake: Arc<tokio::sync::Notify>,
+    /// `X-OpenDSR-Processor-Domain` of OpenDSR responses and callbacks (`[dsr] opendsr_domain`).
+    pub opendsr_domain: Arc<String>,
+    /// Outgoing HTTP (OpenDSR status callbacks).
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -147,6 +152,11 @@ impl AppState {
             consent: Arc::default(),
             dsr: None,
             dsr_wake: Arc::default(),
+            opendsr_domain: Arc::new("localhost".into()),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
         }
     }
 }

@@ -4,7 +4,7 @@ use crate::observability::{log_requests, normalize_path};
 use crate::{
     AppState, activity, aux, cohorts, consent, dsr, engage, export, ingest_import, ingest_posthog,
     ingest_profiles, ingest_segment, ingest_track, mixpanel_gdpr, mixpanel_lookup, mixpanel_query,
-    persons, privacy, reports, tiers,
+    opendsr, persons, privacy, reports, tiers,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -110,6 +110,18 @@ pub fn router(state: AppState) -> Router {
             get(mixpanel_gdpr::deletion_status).delete(mixpanel_gdpr::cancel_deletion),
         )
         .route("/api/v1/dsr/requests", get(dsr::list))
+        .route("/opendsr/v1/discovery", get(opendsr::discovery))
+        .route("/opendsr/v1/certificate.pem", get(opendsr::certificate))
+        .route("/opendsr/v1/requests", post(opendsr::create))
+        .route("/opendsr/v1/opengdpr_requests", post(opendsr::create))
+        .route(
+            "/opendsr/v1/requests/{id}",
+            get(opendsr::status).delete(opendsr::cancel),
+        )
+        .route(
+            "/opendsr/v1/opengdpr_requests/{id}",
+            get(opendsr::status).delete(opendsr::cancel),
+        )
         .route(
             "/api/v1/dsr/requests/{id}",
             get(dsr::get_one).delete(dsr::cancel),

@@ -26,6 +26,18 @@ pub struct FileConfig {
     pub privacy: PrivacyConfig,
     #[serde(default)]
     pub query: QueryConfig,
+    #[serde(default)]
+    pub dsr: DsrFileConfig,
+}
+
+/// Data-subject requests.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DsrFileConfig {
+    /// Seconds a request waits before it runs, during which it can be cancelled (default 0).
+    pub cancel_window_secs: u64,
+    /// The domain OpenDSR responses and callbacks name (`X-OpenDSR-Processor-Domain`).
+    pub opendsr_domain: Option<String>,
 }
 
 /// Query execution limits.
@@ -136,6 +148,8 @@ pub struct Config {
     pub geoip_db: Option<PathBuf>,
     pub client_ip_header: Option<String>,
     pub query_memory_limit: usize,
+    pub dsr_cancel_window: Duration,
+    pub opendsr_domain: String,
 }
 
 impl Config {
@@ -216,6 +230,11 @@ impl Config {
             geoip_db: flags.geoip_db.clone().or(file.privacy.geoip_db),
             client_ip_header: file.privacy.client_ip_header,
             query_memory_limit: file.query.memory_limit_mb.max(16) << 20,
+            dsr_cancel_window: Duration::from_secs(file.dsr.cancel_window_secs.min(30 * 86_400)),
+            opendsr_domain: file
+                .dsr
+                .opendsr_domain
+                .unwrap_or_else(|| "localhost".into()),
         };
         config.check_paths()?;
         Ok(config)

@@ -167,9 +167,13 @@ pub async fn start(config: &Config, lock: File, announce: bool) -> Result<Runnin
         .enable_dsr(
             store.clone(),
             opened.keyring.clone(),
-            canopy_dsr::DsrConfig::default(),
+            canopy_dsr::DsrConfig {
+                cancel_window: config.dsr_cancel_window,
+                ..Default::default()
+            },
         )
         .context("enabling data-subject requests")?;
+    state.opendsr_domain = Arc::new(config.opendsr_domain.clone());
     state.enrichment = Arc::new(canopy_server::enrich::Enrichment {
         geoip: match &config.geoip_db {
             Some(path) => {

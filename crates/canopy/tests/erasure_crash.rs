@@ -256,6 +256,9 @@ fn erasures_survive_kill_9_and_never_sign_for_data_still_present() {
         );
     }
     eprintln!("{completed} erasures completed over {cycles} kills; {resumed} resumed after a kill");
-    assert!(resumed > 0, "no kill landed inside an erasure: the test proved nothing about them");
+    assert!(
+        resumed > 0,
+        "no kill landed inside an erasure: the test proved nothing about them"
+    );
     server.stop();
 }
