@@ -159,5 +159,69 @@ class GdprDeletion(unittest.TestCase):
             server.tmp.cleanup()
 
 
+class GdprRetrieval(unittest.TestCase):
+    """Access / portability through Mixpanel's data-retrievals API: the link downloads a zip of
+    everything held about the person — all their identities — as JSON and CSV with a README."""
+
+    def test_retrieval_bundles_every_identity_and_nobody_else(self):
+        server = CanopyServer()
+        try:
+            u = server.url
+            mp = Mixpanel(server.project["token"],
+                          consumer=Consumer(events_url=u + "/track", people_url=u + "/engage"))
+            mp.track("$device:tab-1", "App Open", {"$device_id": "tab-1", "note": "a"})
+            mp.track("kid-9", "Login", {"$device_id": "tab-1", "$user_id": "kid-9", "note": "b, with a comma"})
+            mp.track("kid-9", "Play", {"$device_id": "phone-2", "$user_id": "kid-9", "note": "c"})
+            mp.people_set("kid-9", {"nickname": "Nine"})
+            mp.track("someone-else", "App Open", {"note": "not theirs"})
+            token = "?token=" + urllib.parse.quote(server.project["token"])
+            helper = GdprDeletion()
+            status, created = helper.call(server, "POST", "/api/app/data-retrievals/v3.0/" + token,
+                                          {"distinct_ids": ["$device:phone-2"]})
+            self.assertEqual(status, 201, created)
+            task = created["results"]["task_id"]
+            deadline = time.time() + 30
+            while True:
+                status, st = helper.call(server, "GET", "/api/app/data-retrievals/v3.0/%s%s" % (task, token))
+                if st["results"]["status"] == "SUCCESS" or time.time() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(st["results"]["status"], "SUCCESS", st)
+            link = st["results"]["result"]
+            self.assertEqual(link, st["results"]["results"])
+            self.assertIn("/dsr/downloads/", link)
+            # The link works without credentials; a changed token does not.
+            with urllib.request.urlopen(link) as r:
+                self.assertEqual(r.headers["Content-Type"], "application/zip")
+                data = r.read()
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(link[:-3] + "xyz")
+            self.assertEqual(e.exception.code, 404)
+
+            import csv
+            import io
+            import zipfile
+            z = zipfile.ZipFile(io.BytesIO(data))
+            self.assertEqual(sorted(z.namelist()), sorted(
+                ["README.txt"] + ["%s.%s" % (f, x) for f in ("events", "profile", "identities", "consent", "destinations")
+                                  for x in ("json", "csv")]))
+            events = json.loads(z.read("events.json"))
+            self.assertEqual([e["event"] for e in events], ["App Open", "Login", "Play"])
+            self.assertEqual({e["properties"]["distinct_id"] for e in events}, {"kid-9"})
+            rows = list(csv.DictReader(io.StringIO(z.read("events.csv").decode())))
+            self.assertEqual([r["event"] for r in rows], ["App Open", "Login", "Play"])
+            self.assertEqual(json.loads(rows[1]["properties"])["note"], "b, with a comma")
+            ids = {i["id"] for i in json.loads(z.read("identities.json"))}
+            self.assertEqual(ids, {"kid-9", "$device:tab-1", "$device:phone-2"})
+            self.assertEqual(json.loads(z.read("profile.json"))["properties"]["nickname"], "Nine")
+            self.assertEqual(json.loads(z.read("destinations.json")), [])
+            readme = z.read("README.txt").decode()
+            for f in ("events.csv", "profile.json", "identities.csv", "consent.json", "destinations.csv"):
+                self.assertIn(f.split(".")[0], readme)
+            self.assertNotIn("someone-else", data.decode("latin-1"))
+        finally:
+            server.stop()
+
+
 if __name__ == "__main__":
     unittest.main()

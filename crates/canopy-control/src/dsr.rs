@@ -288,7 +288,8 @@ impl SqliteControl {
         )?;
         tx.execute(
             "UPDATE dsr_requests SET status = ?2, result = ?3, error = ?4, completed_ms = ?5,
-                subject_sealed = CASE WHEN ?2 = 'failed' THEN subject_sealed ELSE NULL END
+                subject_sealed = CASE WHEN ?2 = 'failed' OR (?2 = 'completed' AND kind = 'access')
+                                      THEN subject_sealed ELSE NULL END
              WHERE id = ?1",
             params![id, status, result, error, now_ms],
         )?;
@@ -302,6 +303,17 @@ impl SqliteControl {
         enqueue_callbacks(&tx, id, status, now_ms)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Forgets the identifiers of access requests completed before `before_ms` (their
+    /// download links have expired); returns how many.
+    pub(crate) fn expire_access(&self, before_ms: i64) -> Result<usize> {
+        Ok(self.conn().execute(
+            "UPDATE dsr_requests SET subject_sealed = NULL
+             WHERE kind = 'access' AND status = 'completed' AND completed_ms < ?1
+               AND subject_sealed IS NOT NULL",
+            params![before_ms],
+        )?)
     }
 
     /// Callbacks due for delivery, oldest first.

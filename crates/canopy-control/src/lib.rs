@@ -132,8 +132,9 @@ pub trait ControlPlane: Send + Sync {
     fn dsr_reseal(&self, id: &str, sealed: &[u8]) -> Result<()>;
     /// Moves a request to `to` if its status is one of `from`; false otherwise.
     fn dsr_transition(&self, id: &str, from: &[&str], to: &str, now_ms: i64) -> Result<bool>;
-    /// Ends a request with its result or error; its sealed identifiers are deleted (kept only
-    /// when it failed, so it can be retried).
+    /// Ends a request with its result or error; its sealed identifiers are deleted (kept when
+    /// it failed, so it can be retried, and for a completed access request until its download
+    /// link expires: the bundle is built from live data when downloaded).
     fn dsr_finish(
         &self,
         id: &str,
@@ -149,6 +150,8 @@ pub trait ControlPlane: Send + Sync {
         hashes: &[[u8; 32]],
         now_ms: i64,
     ) -> Result<(usize, usize)>;
+    /// Forgets the identifiers of access requests completed before `before_ms`.
+    fn dsr_expire_access(&self, before_ms: i64) -> Result<usize>;
     /// Status callbacks due for delivery (queued with each state change of a request that
     /// named callback URLs).
     fn dsr_due_callbacks(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>>;

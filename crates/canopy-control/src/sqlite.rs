@@ -439,6 +439,10 @@ impl ControlPlane for SqliteControl {
         self.delete_person_rows(id, hashes, now_ms)
     }
 
+    fn dsr_expire_access(&self, before_ms: i64) -> Result<usize> {
+        self.expire_access(before_ms)
+    }
+
     fn dsr_due_callbacks(&self, now_ms: i64, limit: u32) -> Result<Vec<crate::OutboxRow>> {
         self.due_callbacks(now_ms, limit)
     }

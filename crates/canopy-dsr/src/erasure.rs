@@ -57,6 +57,12 @@ impl Dsr {
                     started.push(current);
                 }
             }
+            let (access, started): (Vec<DsrRow>, Vec<DsrRow>) =
+                started.into_iter().partition(|r| r.kind == "access");
+            for row in &access {
+                self.complete_access(row)?;
+                done += 1;
+            }
             if started.is_empty() {
                 continue;
             }

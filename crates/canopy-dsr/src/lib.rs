@@ -9,6 +9,7 @@
 //! (`canopy-store`'s `erase_persons`), delete ledger, tier and identity rows, clear caches,
 //! prove by a scan that nothing is left, and sign a receipt (`receipt.rs`).
 
+mod access;
 mod deadline;
 mod erasure;
 mod receipt;

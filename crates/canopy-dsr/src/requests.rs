@@ -15,12 +15,16 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
     Erasure,
+    /// Access / portability: a bundle of everything held about the person, downloaded
+    /// through an expiring link.
+    Access,
 }
 
 impl RequestKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RequestKind::Erasure => "erasure",
+            RequestKind::Access => "access",
         }
     }
 }
@@ -51,6 +55,8 @@ pub struct DsrConfig {
     pub max_attempts: u32,
     /// How long a request waits before it runs (and can be cancelled); zero by default.
     pub cancel_window: Duration,
+    /// How long an access bundle's download link works.
+    pub download_ttl: Duration,
 }
 
 impl Default for DsrConfig {
@@ -59,6 +65,7 @@ impl Default for DsrConfig {
             unlink_wait: Duration::from_secs(30),
             max_attempts: 5,
             cancel_window: Duration::ZERO,
+            download_ttl: Duration::from_secs(7 * 86_400),
         }
     }
 }

@@ -123,12 +123,19 @@ pub(crate) fn parse_rfc3339(s: &str, field: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("{field} must be an RFC 3339 time")))
 }
 
-/// A request as the native API shows it (no identifier: only how many were given).
-pub(crate) fn view(row: &DsrRow, now_ms: i64) -> Value {
+/// A request as the native API shows it (no identifier: only how many were given), with the
+/// download link of a completed access request.
+pub(crate) fn view(state: &AppState, row: &DsrRow) -> Value {
+    let now_ms = state.clock.now_ms();
     let receipt = row
         .result
         .as_deref()
+        .filter(|_| row.kind == "erasure")
         .and_then(|r| serde_json::from_str::<Value>(r).ok());
+    let link = state
+        .dsr
+        .as_deref()
+        .and_then(|d| crate::access::download_link(d, row));
     let open = matches!(row.status.as_str(), "pending" | "running");
     json!({
         "id": row.id,
@@ -148,6 +155,8 @@ pub(crate) fn view(row: &DsrRow, now_ms: i64) -> Value {
         "attempts": row.attempts,
         "error": row.error,
         "receipt": receipt,
+        "download_url": link.as_ref().map(|(url, _)| url.clone()),
+        "download_expires_at": rfc3339(link.map(|(_, e)| e)),
     })
 }
 
@@ -194,7 +203,7 @@ pub(crate) async fn create_erasure(
         callbacks: Vec::new(),
     };
     let row = submit(&state, request).await?;
-    Ok((StatusCode::ACCEPTED, Json(view(&row, state.clock.now_ms()))))
+    Ok((StatusCode::ACCEPTED, Json(view(&state, &row))))
 }
 
 /// Records a request off the async workers and wakes the worker.
@@ -223,9 +232,8 @@ pub(crate) async fn list(
         .project
         .id;
     let rows = dsr_of(&state)?.list(project, p.limit.unwrap_or(100))?;
-    let now = state.clock.now_ms();
     Ok(Json(
-        json!({"requests": rows.iter().map(|r| view(r, now)).collect::<Vec<_>>()}),
+        json!({"requests": rows.iter().map(|r| view(&state, r)).collect::<Vec<_>>()}),
     ))
 }
 
@@ -240,7 +248,7 @@ pub(crate) async fn get_one(
         .project
         .id;
     let row = dsr_of(&state)?.get(project, &id)?;
-    Ok(Json(view(&row, state.clock.now_ms())))
+    Ok(Json(view(&state, &row)))
 }
 
 /// `DELETE /api/v1/dsr/requests/{id}`: cancels a request that has not started.
@@ -254,7 +262,7 @@ pub(crate) async fn cancel(
         .project
         .id;
     let row = dsr_of(&state)?.cancel(project, &id)?;
-    Ok(Json(view(&row, state.clock.now_ms())))
+    Ok(Json(view(&state, &row)))
 }
 
 /// `GET /api/v1/dsr/requests/{id}/receipt`: the signed receipt of a completed erasure.

@@ -6,6 +6,8 @@
 //! batch is fsync'd in the WAL — before answering in the shape the SDK expects (`respond.rs`).
 //! Errors become HTTP in exactly one place (`error.rs`).
 
+mod access;
+mod access_bundle;
 mod activity;
 mod aux;
 mod cohorts;

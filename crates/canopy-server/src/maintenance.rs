@@ -1,6 +1,7 @@
 //! Background upkeep while the server runs: the privacy lint counters are written to
 //! `control.db` every few seconds (and once more at shutdown), and expired aggregate-only
-//! salts are destroyed on time.
+//! salts are destroyed on time, and the identifiers behind expired access links are
+//! forgotten.
 
 use crate::AppState;
 use std::sync::atomic::Ordering;
@@ -31,6 +32,13 @@ pub(crate) fn once(state: &AppState) {
         Ok(0) => {}
         Ok(n) => tracing::info!(salts = n, "expired aggregate-only salts destroyed"),
         Err(e) => tracing::error!(error = %e, "destroying expired salts failed"),
+    }
+    if let Some(dsr) = &state.dsr {
+        match dsr.expire_downloads() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(requests = n, "expired access links: identifiers forgotten"),
+            Err(e) => tracing::error!(error = %e, "expiring access links failed"),
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Mixpanel's GDPR / CCPA API v3 (mixpanel-api.md §12.4) over Canopy's request queue:
 //! `POST /api/app/data-deletions/v3.0/?token=` creates an erasure, `GET …/{tracking_id}` polls
 //! it, `DELETE …/{tracking_id}` (or `DELETE …/` with `{"distinct_ids"}`) cancels it while it
-//! is pending. Statuses: PENDING (not started, cancellable), STARTED, SUCCESS, FAILURE,
-//! REVOKED (cancelled). Access exports (`data-retrievals`) are not served yet.
+//! is pending. `POST /api/app/data-retrievals/v3.0/` creates an access request whose status,
+//! once SUCCESS, carries the download link of the person's bundle in `result` (and `results`).
+//! Statuses: PENDING (not started, cancellable), STARTED, SUCCESS, FAILURE, REVOKED
+//! (cancelled).
 
 use crate::dsr::{dsr_of, read_body, submit};
 use crate::projects::ResolvedProject;
@@ -80,15 +82,23 @@ fn date_requested(ms: i64) -> String {
 }
 
 /// One request in Mixpanel's shape (both `task_id` and `tracking_id`, both `result` and
-/// `results` for the link, as its two documents disagree).
-fn task(row: &DsrRow, ids: Vec<String>) -> Value {
-    let receipt = if row.status == "completed" {
-        format!(
-            "/api/v1/dsr/requests/{}/receipt?project_id={}",
-            row.id, row.project.0
-        )
-    } else {
-        String::new()
+/// `results` for the link, as its two documents disagree): a completed retrieval's download
+/// link, a completed deletion's receipt.
+fn task(state: &AppState, headers: &HeaderMap, row: &DsrRow, ids: Vec<String>) -> Value {
+    let download = state
+        .dsr
+        .as_deref()
+        .and_then(|d| crate::access::download_link(d, row));
+    let receipt = match download {
+        Some((path, _)) => crate::access::absolute_url(headers, &path),
+        None if row.status == "completed" && row.kind == "erasure" => crate::access::absolute_url(
+            headers,
+            &format!(
+                "/api/v1/dsr/requests/{}/receipt?project_id={}",
+                row.id, row.project.0
+            ),
+        ),
+        None => String::new(),
     };
     json!({
         "task_id": row.id,
@@ -106,6 +116,34 @@ fn task(row: &DsrRow, ids: Vec<String>) -> Value {
     })
 }
 
+async fn create(
+    state: AppState,
+    headers: HeaderMap,
+    p: TokenParam,
+    body: Body,
+    kind: RequestKind,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let project = auth(&state, &headers, &p)?.project.id;
+    let body = read_body(body).await?;
+    let ids = distinct_ids(&body)?;
+    let request = NewRequest {
+        project,
+        kind,
+        api: "mixpanel",
+        regulation: compliance_type(&body)?,
+        ids: ids.clone(),
+        id: None,
+        submitted_ms: None,
+        suppress: kind == RequestKind::Erasure,
+        callbacks: Vec::new(),
+    };
+    let row = submit(&state, request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"status": "ok", "results": task(&state, &headers, &row, ids)})),
+    ))
+}
+
 /// `POST /api/app/data-deletions/v3.0/`.
 pub(crate) async fn create_deletion(
     State(state): State<AppState>,
@@ -113,29 +151,21 @@ pub(crate) async fn create_deletion(
     Query(p): Query<TokenParam>,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let project = auth(&state, &headers, &p)?.project.id;
-    let body = read_body(body).await?;
-    let ids = distinct_ids(&body)?;
-    let request = NewRequest {
-        project,
-        kind: RequestKind::Erasure,
-        api: "mixpanel",
-        regulation: compliance_type(&body)?,
-        ids: ids.clone(),
-        id: None,
-        submitted_ms: None,
-        suppress: true,
-        callbacks: Vec::new(),
-    };
-    let row = submit(&state, request).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"status": "ok", "results": task(&row, ids)})),
-    ))
+    create(state, headers, p, body, RequestKind::Erasure).await
 }
 
-/// `GET /api/app/data-deletions/v3.0/{tracking_id}`.
-pub(crate) async fn deletion_status(
+/// `POST /api/app/data-retrievals/v3.0/`.
+pub(crate) async fn create_retrieval(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<TokenParam>,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    create(state, headers, p, body, RequestKind::Access).await
+}
+
+/// `GET /api/app/data-deletions/v3.0/{tracking_id}` and `…/data-retrievals/v3.0/{tracking_id}`.
+pub(crate) async fn task_status(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(tracking_id): Path<String>,
@@ -145,7 +175,9 @@ pub(crate) async fn deletion_status(
     let dsr = dsr_of(&state)?;
     let row = dsr.get(project, &tracking_id)?;
     let ids = dsr.open_ids(&row)?;
-    Ok(Json(json!({"status": "ok", "results": task(&row, ids)})))
+    Ok(Json(
+        json!({"status": "ok", "results": task(&state, &headers, &row, ids)}),
+    ))
 }
 
 /// `DELETE /api/app/data-deletions/v3.0/{tracking_id}` → 204, or 405 once started.

@@ -105,7 +105,7 @@ pub(crate) async fn discovery(
             {"identity_type": "controller_customer_id", "identity_format": "raw"},
             {"identity_type": "controller_customer_id", "identity_format": "sha256"},
         ],
-        "supported_subject_request_types": ["erasure"],
+        "supported_subject_request_types": ["erasure", "access", "portability"],
         "processor_certificate": format!("https://{host}/opendsr/v1/certificate.pem"),
     });
     signed(&state, StatusCode::OK, &body)
@@ -199,21 +199,16 @@ pub(crate) async fn create(
             )
         })?
         .to_ascii_lowercase();
-    match text("subject_request_type") {
-        Some("erasure") => {}
-        Some("access" | "portability") => {
-            return Err(invalid(
-                "unsupported_request_type",
-                "only erasure requests are supported (see /discovery)",
-            ));
-        }
+    let kind = match text("subject_request_type") {
+        Some("erasure") => RequestKind::Erasure,
+        Some("access" | "portability") => RequestKind::Access,
         _ => {
             return Err(invalid(
                 "invalid_subject_request_type",
                 "subject_request_type must be erasure, access or portability",
             ));
         }
-    }
+    };
     let regulation = match text("regulation") {
         Some(r @ ("gdpr" | "ccpa")) => Regulation::parse(r)?,
         _ => {
@@ -260,13 +255,13 @@ pub(crate) async fn create(
         &state,
         NewRequest {
             project,
-            kind: RequestKind::Erasure,
+            kind,
             api: "opendsr",
             regulation,
             ids,
             id: Some(id),
             submitted_ms: Some(submitted),
-            suppress: true,
+            suppress: kind == RequestKind::Erasure,
             callbacks,
         },
     )
@@ -287,7 +282,13 @@ pub(crate) async fn create(
     signed(&state, StatusCode::CREATED, &body)
 }
 
-fn status_body(row: &DsrRow) -> Value {
+/// Where an access request's bundle can be fetched, once it is ready.
+fn results_url(state: &AppState, row: &DsrRow, base: &str) -> Option<String> {
+    let (path, _) = crate::access::download_link(dsr_of(state).ok()?, row)?;
+    Some(format!("{base}{path}"))
+}
+
+fn status_body(state: &AppState, row: &DsrRow, base: &str) -> Value {
     let mut body = json!({
         "controller_id": row.project.0.to_string(),
         "expected_completion_time": rfc3339(row.deadline_ms),
@@ -295,8 +296,9 @@ fn status_body(row: &DsrRow) -> Value {
         "request_status": opendsr_status(&row.status),
         "api_version": API_VERSION,
     });
-    if row.status == "completed" {
-        body["results_count"] = json!(0);
+    if let Some(url) = results_url(state, row, base) {
+        body["results_url"] = json!(url);
+        body["results_count"] = json!(1);
     }
     body
 }
@@ -309,7 +311,8 @@ pub(crate) async fn status(
 ) -> Result<Response, ApiError> {
     let project = authenticate(&state, &headers, None)?.project.id;
     let row = dsr_of(&state)?.get(project, &id.to_ascii_lowercase())?;
-    signed(&state, StatusCode::OK, &status_body(&row))
+    let base = crate::access::absolute_url(&headers, "");
+    signed(&state, StatusCode::OK, &status_body(&state, &row, &base))
 }
 
 /// `DELETE /opendsr/v1/requests/{id}`: 202 while pending.
@@ -357,7 +360,8 @@ pub(crate) async fn deliver_callbacks(state: &AppState) {
         let Ok(Some(row)) = control.dsr(None, &cb.request_id) else {
             continue;
         };
-        let mut body = status_body(&row);
+        let base = format!("https://{}", state.opendsr_domain);
+        let mut body = status_body(state, &row, &base);
         body["request_status"] = json!(opendsr_status(&cb.status));
         body["status_callback_url"] = json!(cb.url);
         let Ok(bytes) = serde_json::to_vec(&body) else {

@@ -2,9 +2,9 @@
 
 use crate::observability::{log_requests, normalize_path};
 use crate::{
-    AppState, activity, aux, cohorts, consent, dsr, engage, export, ingest_import, ingest_posthog,
-    ingest_profiles, ingest_segment, ingest_track, mixpanel_gdpr, mixpanel_lookup, mixpanel_query,
-    opendsr, persons, privacy, reports, tiers,
+    AppState, access, activity, aux, cohorts, consent, dsr, engage, export, ingest_import,
+    ingest_posthog, ingest_profiles, ingest_segment, ingest_track, mixpanel_gdpr, mixpanel_lookup,
+    mixpanel_query, opendsr, persons, privacy, reports, tiers,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -101,13 +101,23 @@ pub fn router(state: AppState) -> Router {
             get(privacy::get_settings).put(privacy::put_settings),
         )
         .route("/api/v1/dsr/erasures", post(dsr::create_erasure))
+        .route("/api/v1/dsr/access", post(access::create_access))
+        .route("/dsr/downloads/{id}/{token}", get(access::download))
         .route(
             "/api/app/data-deletions/v3.0",
             post(mixpanel_gdpr::create_deletion).delete(mixpanel_gdpr::cancel_deletion_by_ids),
         )
         .route(
             "/api/app/data-deletions/v3.0/{tracking_id}",
-            get(mixpanel_gdpr::deletion_status).delete(mixpanel_gdpr::cancel_deletion),
+            get(mixpanel_gdpr::task_status).delete(mixpanel_gdpr::cancel_deletion),
+        )
+        .route(
+            "/api/app/data-retrievals/v3.0",
+            post(mixpanel_gdpr::create_retrieval),
+        )
+        .route(
+            "/api/app/data-retrievals/v3.0/{tracking_id}",
+            get(mixpanel_gdpr::task_status),
         )
         .route("/api/v1/dsr/requests", get(dsr::list))
         .route("/opendsr/v1/discovery", get(opendsr::discovery))
