@@ -136,7 +136,7 @@ fn opendsr_requests_are_signed_cancellable_and_call_back_on_every_change() {
     assert_eq!(d.body["api_version"], "2.0");
     assert_eq!(
         d.body["supported_subject_request_types"],
-        json!(["erasure"])
+        json!(["erasure", "access", "portability"])
     );
     assert!(
         d.body["processor_certificate"]
@@ -294,5 +294,38 @@ fn opendsr_requests_are_signed_cancellable_and_call_back_on_every_change() {
     };
     assert_eq!(of(r1), vec!["pending", "in_progress", "completed"]);
     assert_eq!(of(r2), vec!["pending", "cancelled"]);
+
+    // Portability: once completed, `results_url` downloads the person's bundle.
+    let r3 = "7d6c5b4a-3f2e-4d1c-8b0a-9f8e7d6c5b4a";
+    let mut portability = request(
+        r3,
+        json!({"identity_type": "controller_customer_id", "identity_value": "cust-2", "identity_format": "raw"}),
+        &callback,
+    );
+    portability["subject_request_type"] = json!("portability");
+    assert_eq!(create(&portability).status, 201);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let s = call(
+            &key,
+            http.get(format!("{url}/opendsr/v1/requests/{r3}"))
+                .basic_auth(&p.secret, Some("")),
+        );
+        if s.body["request_status"] == "completed" || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let results = done.body["results_url"]
+        .as_str()
+        .expect("results_url when completed");
+    let zip = http.get(results).send().unwrap();
+    assert_eq!(zip.headers()["content-type"], "application/zip");
+    let bytes = zip.bytes().unwrap();
+    assert_eq!(&bytes[..2], b"PK");
+    assert!(
+        export_all(&url, &p.secret).len() == 1,
+        "an access request erases nothing"
+    );
     server.stop();
 }
