@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "opendsr.canopy.test";
 
+/// One received callback: its headers (lower-case names) and raw body.
+type Received = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
+
 /// A controller's callback endpoint: records (headers, raw body) of every POST, answers 202.
-fn callback_receiver() -> (String, Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>) {
+fn callback_receiver() -> (String, Received) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
         "http://{}/opendsr_callbacks",
