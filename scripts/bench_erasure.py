@@ -1,7 +1,7 @@
 """Erasure benchmark (issue #6): request → receipt latency for one person and for a burst of 100
 requests on the analytics dataset (10M events by default), side by side in one run with
-ClickHouse's `ALTER TABLE … DELETE` mutation (Debian clickhouse-server, `mutations_sync = 2`,
-so it returns when the parts are rewritten) and DuckDB's `DELETE` + `CHECKPOINT`, on the same
+ClickHouse's `ALTER TABLE … DELETE` mutation (Debian clickhouse-server; timed until
+`system.mutations` shows it done, i.e. the parts are rewritten) and DuckDB's `DELETE` + `CHECKPOINT`, on the same
 data. Every engine deletes the same persons; each answer is checked (the person's rows are
 gone, everyone else's are still there). Run through `scripts/bench-erasure`.
 
@@ -52,6 +52,13 @@ def canopy_erase(canopy, ids):
     return elapsed, sum(r["rows_removed"] for r in receipts.values())
 
 
+def ch_delete(ch, where):
+    """ALTER TABLE … DELETE, returning when the mutation has rewritten every part."""
+    ch_query(ch, "ALTER TABLE events DELETE WHERE %s" % where)
+    while int(ch_query(ch, "SELECT count() FROM system.mutations WHERE table = 'events' AND is_done = 0").strip()):
+        time.sleep(0.01)
+
+
 def canopy_count(canopy):
     return sum(1 for line in canopy.request(
         "/api/2.0/export?from_date=2026-01-01&to_date=2027-12-31").splitlines() if line)
@@ -98,22 +105,28 @@ def main():
         os.remove(ndjson)
         open(os.path.join(pristine, "loaded"), "w").close()
         print("loaded Canopy in %.0f s" % (time.time() - t), flush=True)
-    shutil.rmtree(run)
     shutil.copytree(pristine, run)
     canopy = Canopy(args.bin, run)
     canopy.settle()
 
     ensure_clickhouse()
     ch_proc, ch = start_clickhouse(run)
-    ch_query(ch, "CREATE TABLE events (iid Int64, person String, event LowCardinality(String), time Int64, "
-                 "plat LowCardinality(String), country LowCardinality(String), app_version LowCardinality(String), "
-                 "price Nullable(Float64), level Nullable(Float64)) ENGINE = MergeTree "
-                 "ORDER BY (event, intDiv(time, %d), person)" % DAY)
-    # The server may only read files under its user_files path: send the Parquet over HTTP.
-    with open(parquet, "rb") as f:
-        req = urllib.request.Request(ch + "/?query=" + urllib.parse.quote("INSERT INTO events FORMAT Parquet"),
-                                     data=f.read())
+    # Debian's clickhouse-server is old (18.x): no LowCardinality, no Parquet input, no
+    # mutations_sync — the data goes in as TSV and each mutation is waited for in
+    # system.mutations, which is what mutations_sync = 2 does in newer releases.
+    ch_query(ch, "CREATE TABLE events (iid Int64, person String, event String, time Int64, plat String, "
+                 "country String, app_version String, price Nullable(Float64), level Nullable(Float64)) "
+                 "ENGINE = MergeTree ORDER BY (event, intDiv(time, %d), person)" % DAY)
+    tsv = os.path.join(run, "events.tsv")
+    duckdb.connect().execute("COPY (SELECT iid, person, event, time, plat, country, app_version, price, level "
+                             "FROM read_parquet('%s')) TO '%s' (FORMAT CSV, DELIMITER '\t', HEADER false, "
+                             "NULLSTR '\\N')" % (parquet, tsv))
+    with open(tsv, "rb") as f:
+        req = urllib.request.Request(ch + "/?query=" + urllib.parse.quote("INSERT INTO events FORMAT TabSeparated"),
+                                     data=f)
+        req.add_header("Content-Length", str(os.path.getsize(tsv)))
         urllib.request.urlopen(req).read()
+    os.remove(tsv)
     ch_query(ch, "OPTIMIZE TABLE events FINAL")
     duck = duckdb.connect(os.path.join(run, "duck.db"))
     duck.execute("CREATE TABLE events AS SELECT * FROM read_parquet('%s') ORDER BY event, time" % parquet)
@@ -132,7 +145,7 @@ def main():
         assert rows == expected[p], (p, rows, expected[p])
         results["canopy"].append(s)
         t = time.perf_counter()
-        ch_query(ch, "ALTER TABLE events DELETE WHERE person = '%s' SETTINGS mutations_sync = 2" % p)
+        ch_delete(ch, "person = '%s'" % p)
         results["clickhouse"].append(time.perf_counter() - t)
         t = time.perf_counter()
         duck.execute("DELETE FROM events WHERE person = '%s'" % p)
@@ -147,7 +160,7 @@ def main():
     bursts["canopy"] = s
     in_list = ",".join("'%s'" % p for p in burst)
     t = time.perf_counter()
-    ch_query(ch, "ALTER TABLE events DELETE WHERE person IN (%s) SETTINGS mutations_sync = 2" % in_list)
+    ch_delete(ch, "person IN (%s)" % in_list)
     bursts["clickhouse"] = time.perf_counter() - t
     t = time.perf_counter()
     duck.execute("DELETE FROM events WHERE person IN (%s)" % in_list)
