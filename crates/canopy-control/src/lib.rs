@@ -157,6 +157,8 @@ pub trait ControlPlane: Send + Sync {
     fn dsr_due_callbacks(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>>;
     /// A delivery attempt: `done` removes the callback, otherwise it waits until `retry_ms`.
     fn dsr_callback_attempted(&self, id: i64, done: bool, retry_ms: i64) -> Result<()>;
+    /// Appends a row to the audit log (actions on data, never the data itself).
+    fn record_audit(&self, id: ProjectId, action: &str, detail: &str, now_ms: i64) -> Result<()>;
     /// The seed of the Ed25519 key that signs erasure receipts, and its id.
     fn receipt_signing_seed(&self, now_ms: i64) -> Result<(String, canopy_crypto::Key)>;
 }

@@ -451,6 +451,14 @@ impl ControlPlane for SqliteControl {
         self.callback_attempted(id, done, retry_ms)
     }
 
+    fn record_audit(&self, id: ProjectId, action: &str, detail: &str, now_ms: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO audit_log (project_id, time_ms, action, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![id.0 as i64, now_ms, action, detail],
+        )?;
+        Ok(())
+    }
+
     fn receipt_signing_seed(&self, now_ms: i64) -> Result<(String, Key)> {
         self.signing_seed(now_ms)
     }

@@ -10,6 +10,7 @@ mod access;
 mod access_bundle;
 mod activity;
 mod aux;
+mod cleanup;
 mod cohorts;
 mod consent;
 pub mod daily_salts;

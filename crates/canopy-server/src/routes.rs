@@ -2,7 +2,7 @@
 
 use crate::observability::{log_requests, normalize_path};
 use crate::{
-    AppState, access, activity, aux, cohorts, consent, dsr, engage, export, ingest_import,
+    AppState, access, activity, aux, cleanup, cohorts, consent, dsr, engage, export, ingest_import,
     ingest_posthog, ingest_profiles, ingest_segment, ingest_track, mixpanel_gdpr, mixpanel_lookup,
     mixpanel_query, opendsr, persons, privacy, reports, tiers,
 };
@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/dsr/erasures", post(dsr::create_erasure))
         .route("/api/v1/dsr/access", post(access::create_access))
+        .route("/api/v1/data/deletions", post(cleanup::delete_events))
         .route("/dsr/downloads/{id}/{token}", get(access::download))
         .route(
             "/api/app/data-deletions/v3.0",

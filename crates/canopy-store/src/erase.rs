@@ -52,6 +52,79 @@ impl RowsFound {
     }
 }
 
+/// Which rows a rewrite removes.
+pub enum RowSelector<'a> {
+    /// Every row (events and profile updates) stored under one of these person keys.
+    Persons(&'a HashSet<u64>),
+    /// Events (not profile updates) in `[from_ms, to_ms)` for which `matches` holds: data
+    /// clean-up of events sent by mistake.
+    Events {
+        from_ms: i64,
+        to_ms: i64,
+        matches: &'a (dyn Fn(&canopy_types::Event) -> bool + Sync),
+    },
+}
+
+impl RowSelector<'_> {
+    /// Could `s` hold selected rows (without reading it)?
+    fn may_touch(&self, s: &SegmentMeta, buckets: u32) -> bool {
+        match self {
+            RowSelector::Persons(keys) => keys
+                .iter()
+                .any(|k| PersonKey(*k).bucket(buckets) == s.partition.bucket),
+            RowSelector::Events { from_ms, to_ms, .. } => {
+                s.partition.table == Table::Events
+                    && s.max_time_ms >= *from_ms
+                    && s.min_time_ms < *to_ms
+            }
+        }
+    }
+
+    /// Is this tail record selected?
+    fn selects_event(&self, e: &canopy_types::Event) -> bool {
+        match self {
+            RowSelector::Persons(keys) => keys.contains(&e.person.0),
+            RowSelector::Events {
+                from_ms,
+                to_ms,
+                matches,
+            } => e.time_ms >= *from_ms && e.time_ms < *to_ms && matches(e),
+        }
+    }
+
+    /// Which rows of `batch` to keep; counts removed rows by person key.
+    fn keep_mask(
+        &self,
+        batch: &RecordBatch,
+        project: ProjectId,
+        removed: &mut HashMap<u64, u64>,
+    ) -> Result<BooleanArray> {
+        let column = batch
+            .column_by_name("person")
+            .ok_or_else(|| StoreError::Manifest("segment lacks the person column".into()))?;
+        let persons = person_array(column)?;
+        let selected: Vec<bool> = match self {
+            RowSelector::Persons(keys) => {
+                persons.values().iter().map(|p| keys.contains(p)).collect()
+            }
+            RowSelector::Events { .. } => crate::columns::batch_to_events(batch, project)?
+                .iter()
+                .map(|e| self.selects_event(e))
+                .collect(),
+        };
+        Ok(selected
+            .iter()
+            .zip(persons.values().iter())
+            .map(|(sel, p)| {
+                if *sel {
+                    *removed.entry(*p).or_default() += 1;
+                }
+                Some(!sel)
+            })
+            .collect())
+    }
+}
+
 /// One segment's part of an erasure.
 struct Rewrite {
     old: Arc<SegmentMeta>,
@@ -69,6 +142,61 @@ impl Store {
         keys: &HashSet<u64>,
         unlink_wait: Duration,
     ) -> Result<ErasureReport> {
+        self.rewrite_without(project, &RowSelector::Persons(keys), unlink_wait)
+    }
+
+    /// Counts the rows `selector` would remove (segments and tail), changing nothing: the dry
+    /// run of a clean-up.
+    pub fn count_selected(&self, project: ProjectId, selector: &RowSelector<'_>) -> Result<u64> {
+        let snapshot = self.snapshot(project);
+        let buckets = self.inner.manifest.lock().buckets;
+        let touched: Vec<Arc<SegmentMeta>> = snapshot
+            .segments
+            .iter()
+            .filter(|s| selector.may_touch(s, buckets))
+            .cloned()
+            .collect();
+        let counts = crate::parallel::map_on_cores(
+            &touched,
+            |s| -> Result<u64> {
+                let key = self.segment_key(s)?;
+                let mut removed = HashMap::new();
+                for b in read_segment(&self.segment_path(s), &key, s.id)? {
+                    selector.keep_mask(&b, project, &mut removed)?;
+                }
+                Ok(removed.values().sum())
+            },
+            || Err(StoreError::Manifest("a counting worker panicked".into())),
+        );
+        let mut n = 0;
+        for c in counts {
+            n += c?;
+        }
+        for chunk in &snapshot.tail {
+            n += chunk
+                .events
+                .iter()
+                .filter(|e| selector.selects_event(e))
+                .count() as u64;
+            if let RowSelector::Persons(keys) = selector {
+                n += chunk
+                    .profiles
+                    .iter()
+                    .filter(|p| keys.contains(&p.person.0))
+                    .count() as u64;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Removes the rows `selector` picks: the tail is flushed first, then every segment that
+    /// holds such rows is rewritten without them under a fresh key (see the module comment).
+    pub fn rewrite_without(
+        &self,
+        project: ProjectId,
+        selector: &RowSelector<'_>,
+        unlink_wait: Duration,
+    ) -> Result<ErasureReport> {
         let inner = &self.inner;
         let mut report = ErasureReport::default();
         let replaced: Vec<u64> = {
@@ -76,18 +204,17 @@ impl Store {
             inner.wal.rotate_blocking()?;
             report.tail_records_flushed = flush_frozen(inner)?;
             let buckets = inner.manifest.lock().buckets;
-            let wanted: HashSet<u32> = keys.iter().map(|k| PersonKey(*k).bucket(buckets)).collect();
             let candidates: Vec<Arc<SegmentMeta>> = inner
                 .segments
                 .read()
                 .iter()
-                .filter(|s| s.partition.project == project && wanted.contains(&s.partition.bucket))
+                .filter(|s| s.partition.project == project && selector.may_touch(s, buckets))
                 .cloned()
                 .collect();
             report.segments_scanned = candidates.len();
             let results = crate::parallel::map_on_cores(
                 &candidates,
-                |s| filter_segment(inner, s, keys),
+                |s| filter_segment(inner, s, selector),
                 || Err(StoreError::Manifest("an erasure worker panicked".into())),
             );
             let mut rewrites = Vec::new();
@@ -244,7 +371,7 @@ fn person_array(column: &Arc<dyn Array>) -> Result<&UInt64Array> {
 fn filter_segment(
     inner: &Inner,
     s: &Arc<SegmentMeta>,
-    keys: &HashSet<u64>,
+    selector: &RowSelector<'_>,
 ) -> Result<Option<Rewrite>> {
     let key = inner
         .keyring
@@ -254,21 +381,7 @@ fn filter_segment(
     let mut removed: HashMap<u64, u64> = HashMap::new();
     let mut kept = Vec::with_capacity(batches.len());
     for b in batches {
-        let column = b
-            .column_by_name("person")
-            .ok_or_else(|| StoreError::Manifest("segment lacks the person column".into()))?;
-        let persons = person_array(column)?;
-        let mask: BooleanArray = persons
-            .values()
-            .iter()
-            .map(|p| {
-                let erase = keys.contains(p);
-                if erase {
-                    *removed.entry(*p).or_default() += 1;
-                }
-                Some(!erase)
-            })
-            .collect();
+        let mask = selector.keep_mask(&b, s.partition.project, &mut removed)?;
         kept.push(filter_record_batch(&b, &mask)?);
     }
     if removed.is_empty() {

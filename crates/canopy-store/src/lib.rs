@@ -31,7 +31,7 @@ pub use columns::{
     EVENT_FIXED_COLUMNS, PROPERTY_COLUMN_PREFIX, batch_to_events, events_to_batch,
     property_of_column,
 };
-pub use erase::{ErasureReport, RowsFound};
+pub use erase::{ErasureReport, RowSelector, RowsFound};
 pub use layout::{Month, Table};
 pub use manifest::SegmentMeta;
 pub use profiles::{SeqUpdate, TAIL_SEQ_BASE, batch_to_profiles, profiles_to_batch};

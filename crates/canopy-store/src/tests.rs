@@ -294,3 +294,44 @@ fn erasure_waits_for_queries_holding_the_old_segments() {
         .count();
     assert_eq!(files, store.stats().segments);
 }
+
+#[test]
+fn clean_up_deletes_exactly_the_events_a_filter_selects_after_a_matching_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(
+        config(dir.path()),
+        Arc::new(Keys::default()),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let p = ProjectId(1);
+    store
+        .append_blocking(p, (0..300).map(|i| ev(i, "")).collect())
+        .unwrap();
+    store.flush_now().unwrap();
+    store
+        .append_blocking(p, (300..400).map(|i| ev(i, "")).collect())
+        .unwrap();
+    // Events whose `i` is a multiple of 7, in the first month only.
+    let matches = |e: &canopy_types::Event| e.properties["i"].as_u64().is_some_and(|i| i % 7 == 0);
+    let (from, to) = (1_700_000_000_000, 1_700_000_000_000 + 31 * 86_400_000);
+    let selector = crate::RowSelector::Events {
+        from_ms: from,
+        to_ms: to,
+        matches: &matches,
+    };
+    let expected = (0..400u64).filter(|i| i % 7 == 0 && i % 3 == 0).count() as u64;
+    assert_eq!(store.count_selected(p, &selector).unwrap(), expected);
+    assert_eq!(all_events(&store).len(), 400, "a dry run changes nothing");
+    let report = store
+        .rewrite_without(p, &selector, std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(report.event_rows, expected);
+    let left = all_events(&store);
+    assert_eq!(left.len() as u64, 400 - expected);
+    assert!(left.iter().all(|e| {
+        let i = e.properties["i"].as_u64().unwrap();
+        !(i % 7 == 0 && i % 3 == 0)
+    }));
+    assert_eq!(store.count_selected(p, &selector).unwrap(), 0);
+}
