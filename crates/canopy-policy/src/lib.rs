@@ -10,6 +10,7 @@ mod apply;
 mod classify;
 mod detect;
 mod lint;
+mod retention;
 mod settings;
 mod tier;
 
@@ -20,6 +21,7 @@ pub use apply::{
 pub use classify::builtin_class;
 pub use detect::{Pii, PiiSet, detect, redact};
 pub use lint::{Lint, LintCount, LintKey};
+pub use retention::{RetentionRule, TIERS, cutoff_for, retention_plan, retention_policy_text};
 pub use settings::{
     Audience, DetectorAction, GeoLevel, IpMode, PrivacySettings, PropertyClass, SignalHandling,
     TierPolicy, UnknownProperties,

@@ -37,6 +37,7 @@ mod projects;
 mod reports;
 mod request;
 mod respond;
+mod retention;
 mod routes;
 mod tiers;
 

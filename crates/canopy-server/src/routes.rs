@@ -4,7 +4,7 @@ use crate::observability::{log_requests, normalize_path};
 use crate::{
     AppState, access, activity, aux, cleanup, cohorts, consent, dsr, engage, export, ingest_import,
     ingest_posthog, ingest_profiles, ingest_segment, ingest_track, mixpanel_gdpr, mixpanel_lookup,
-    mixpanel_query, opendsr, persons, privacy, reports, tiers,
+    mixpanel_query, opendsr, persons, privacy, reports, retention, tiers,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -103,6 +103,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dsr/erasures", post(dsr::create_erasure))
         .route("/api/v1/dsr/access", post(access::create_access))
         .route("/api/v1/data/deletions", post(cleanup::delete_events))
+        .route("/api/v1/retention", get(retention::status))
+        .route("/api/v1/retention/run", post(retention::run))
+        .route("/api/v1/retention/policy", get(retention::policy))
         .route("/dsr/downloads/{id}/{token}", get(access::download))
         .route(
             "/api/app/data-deletions/v3.0",
@@ -161,6 +164,7 @@ pub async fn serve(
     let flag = state.shutting_down.clone();
     let upkeep = tokio::spawn(crate::maintenance::run(state.clone()));
     let dsr_worker = tokio::spawn(crate::dsr::worker(state.clone()));
+    let retention_worker = tokio::spawn(crate::retention::worker(state.clone()));
     let last = state.clone();
     let app = router(state);
     let service = tower::util::MapRequestLayer::new(normalize_path::<axum::body::Body>).layer(app);
@@ -176,6 +180,7 @@ pub async fn serve(
         .await;
     upkeep.abort();
     dsr_worker.abort();
+    retention_worker.abort();
     let _ = tokio::task::spawn_blocking(move || crate::maintenance::once(&last)).await;
     served
 }

@@ -41,6 +41,9 @@ enum Command {
     /// receipts offline.
     #[command(subcommand)]
     Dsr(crate::dsr_cli::DsrCommand),
+    /// Retention: what is deleted when (per age tier), and applying it now.
+    #[command(subcommand)]
+    Retention(crate::retention_cli::RetentionCommand),
     /// Load generators for the benchmarks (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -109,6 +112,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Lint(args) => crate::privacy_cli::lint(args).await,
         Command::Suppress(cmd) => crate::privacy_cli::suppress(cmd).await,
         Command::Dsr(cmd) => crate::dsr_cli::run(cmd).await,
+        Command::Retention(cmd) => crate::retention_cli::run(cmd).await,
     }
 }
 

@@ -12,6 +12,7 @@ mod import;
 mod local;
 mod privacy_cli;
 mod residue;
+mod retention_cli;
 mod server;
 mod synth;
 

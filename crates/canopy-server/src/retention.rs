@@ -1,0 +1,188 @@
+//! Retention enforcement (issue #6 item 6): each tier's raw events are deleted once older than
+//! the tier's `retention_days` (project settings; never "forever" for a child tier), by a job
+//! that runs hourly and on demand, rewriting segments as a clean-up does (a segment whose rows
+//! have all aged out is dropped whole). Routes:
+//!
+//! - `GET /api/v1/retention` — each tier's period, cut-off and how many events are due now;
+//! - `POST /api/v1/retention/run` — apply it now;
+//! - `GET /api/v1/retention/policy` — the written policy as text, for the privacy notice.
+
+use crate::export::{ProjectParam, authenticate};
+use crate::{ApiError, AppState};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
+use canopy_policy::{RetentionRule, cutoff_for, retention_plan, retention_policy_text};
+use canopy_store::RowSelector;
+use canopy_types::{Event, ProjectId};
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How often the job runs.
+const PERIOD: Duration = Duration::from_secs(3600);
+
+fn plan(state: &AppState, project: ProjectId) -> Result<Vec<RetentionRule>, ApiError> {
+    let (_, settings) = state.projects.control().settings(project)?;
+    Ok(retention_plan(&settings.privacy, state.clock.now_ms()))
+}
+
+fn expired(plan: &[RetentionRule]) -> impl Fn(&Event) -> bool + Sync + '_ {
+    move |e: &Event| {
+        let tier = e.properties.get("$age_tier").and_then(Value::as_str);
+        cutoff_for(plan, tier).is_some_and(|cutoff| e.time_ms < cutoff)
+    }
+}
+
+/// Events older than the newest cut-off can be due; nothing younger is.
+fn newest_cutoff(plan: &[RetentionRule]) -> Option<i64> {
+    plan.iter().filter_map(|r| r.cutoff_ms).max()
+}
+
+/// Deletes every aged-out event of `project`; returns how many.
+pub(crate) fn apply(state: &AppState, project: ProjectId) -> Result<u64, ApiError> {
+    let plan = plan(state, project)?;
+    let Some(to_ms) = newest_cutoff(&plan) else {
+        return Ok(0);
+    };
+    let matches = expired(&plan);
+    let selector = RowSelector::Events {
+        from_ms: i64::MIN,
+        to_ms,
+        matches: &matches,
+    };
+    let store = state.queries.store();
+    if store.count_selected(project, &selector)? == 0 {
+        return Ok(0);
+    }
+    let report = store.rewrite_without(project, &selector, Duration::from_secs(30))?;
+    state.queries.clear_caches();
+    state.projects.control().record_audit(
+        project,
+        "retention.applied",
+        &format!(
+            "{} events past their tier's retention deleted",
+            report.event_rows
+        ),
+        state.clock.now_ms(),
+    )?;
+    Ok(report.event_rows)
+}
+
+/// Runs hourly until the server shuts down (the first run a minute after start).
+pub(crate) async fn worker(state: AppState) {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    loop {
+        if state.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let s = state.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let projects = match s.projects.control().list_projects() {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "retention: listing projects failed");
+                    return;
+                }
+            };
+            for p in projects {
+                match apply(&s, p.id) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(project = p.id.0, events = n, "retention: aged-out events deleted"),
+                    Err(e) => tracing::error!(project = p.id.0, error = %e, "retention failed; will retry"),
+                }
+            }
+        })
+        .await;
+        tokio::time::sleep(PERIOD).await;
+    }
+}
+
+fn iso(ms: Option<i64>) -> Value {
+    ms.and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis)
+        .map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+        .unwrap_or(Value::Null)
+}
+
+/// `GET /api/v1/retention`: what will go when.
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+) -> Result<Json<Value>, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {
+        let plan = plan(&st, project)?;
+        let store = st.queries.store();
+        let mut tiers = Vec::new();
+        for rule in &plan {
+            let due = match rule.cutoff_ms {
+                Some(cutoff) => {
+                    let this_tier = |e: &Event| {
+                        let t = e.properties.get("$age_tier").and_then(Value::as_str);
+                        cutoff_for(&plan, t) == Some(cutoff)
+                            && t.filter(|t| plan.iter().any(|r| r.tier == *t))
+                                .unwrap_or("unknown")
+                                == rule.tier
+                    };
+                    store.count_selected(
+                        project,
+                        &RowSelector::Events {
+                            from_ms: i64::MIN,
+                            to_ms: cutoff,
+                            matches: &this_tier,
+                        },
+                    )?
+                }
+                None => 0,
+            };
+            tiers.push(json!({
+                "tier": rule.tier,
+                "retention_days": rule.days,
+                "deletes_events_before": iso(rule.cutoff_ms),
+                "events_due_now": due,
+            }));
+        }
+        Ok(Json(
+            json!({"tiers": tiers, "runs_every_seconds": PERIOD.as_secs()}),
+        ))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// `POST /api/v1/retention/run`.
+pub(crate) async fn run(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+) -> Result<Json<Value>, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let st = state.clone();
+    let n = tokio::task::spawn_blocking(move || apply(&st, project))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(Json(json!({"deleted_events": n})))
+}
+
+/// `GET /api/v1/retention/policy`: the written policy, as text.
+pub(crate) async fn policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ProjectParam>,
+) -> Result<impl IntoResponse, ApiError> {
+    let project = authenticate(&state, &headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let (_, settings) = state.projects.control().settings(project)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        retention_policy_text(&settings.privacy),
+    ))
+}
