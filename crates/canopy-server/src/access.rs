@@ -5,8 +5,8 @@
 //! `GET /dsr/downloads/{id}/{token}` streams the zip (`access_bundle.rs`).
 
 use crate::access_bundle::{ChannelWriter, gather, write_zip};
-use crate::dsr::{dsr_of, parse_rfc3339, read_body, submit, view};
-use crate::export::{ProjectParam, authenticate};
+use crate::dsr::dsr_of;
+use crate::export::ProjectParam;
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::body::Body;
@@ -14,8 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use canopy_control::DsrRow;
-use canopy_dsr::{Dsr, NewRequest, Regulation, RequestKind};
-use serde::Deserialize;
+use canopy_dsr::{Dsr, RequestKind};
 use serde_json::Value;
 
 /// The download path of a completed access request and when it expires.
@@ -40,16 +39,6 @@ pub(crate) fn absolute_url(headers: &HeaderMap, path: &str) -> String {
     format!("{scheme}://{host}{path}")
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AccessBody {
-    distinct_ids: Vec<String>,
-    #[serde(default)]
-    regulation: Option<String>,
-    #[serde(default)]
-    submitted_time: Option<String>,
-}
-
 /// `POST /api/v1/dsr/access`.
 pub(crate) async fn create_access(
     State(state): State<AppState>,
@@ -57,32 +46,7 @@ pub(crate) async fn create_access(
     Query(p): Query<ProjectParam>,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let project = authenticate(&state, &headers, p.project_id.as_deref())?
-        .project
-        .id;
-    let body: AccessBody = serde_json::from_value(read_body(body).await?)
-        .map_err(|e| ApiError::BadRequest(format!("access request: {e}")))?;
-    let submitted_ms = body
-        .submitted_time
-        .as_deref()
-        .map(|s| parse_rfc3339(s, "submitted_time"))
-        .transpose()?;
-    let row = submit(
-        &state,
-        NewRequest {
-            project,
-            kind: RequestKind::Access,
-            api: "native",
-            regulation: Regulation::parse(body.regulation.as_deref().unwrap_or("gdpr"))?,
-            ids: body.distinct_ids,
-            id: None,
-            submitted_ms,
-            suppress: false,
-            callbacks: Vec::new(),
-        },
-    )
-    .await?;
-    Ok((StatusCode::ACCEPTED, Json(view(&state, &row))))
+    crate::dsr::create_native(&state, &headers, &p, body, RequestKind::Access).await
 }
 
 /// `GET /dsr/downloads/{id}/{token}`: the bundle, streamed.

@@ -160,18 +160,58 @@ pub(crate) fn view(state: &AppState, row: &DsrRow) -> Value {
     })
 }
 
+/// The body of the native create routes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EraseBody {
+struct NativeBody {
     distinct_ids: Vec<String>,
     #[serde(default)]
     regulation: Option<String>,
+    /// Erasure only (default true).
     #[serde(default)]
     suppress: Option<bool>,
     #[serde(default)]
     submitted_time: Option<String>,
     #[serde(default)]
     request_id: Option<String>,
+}
+
+/// `POST /api/v1/dsr/erasures` and `POST /api/v1/dsr/access`: validates and files a request.
+pub(crate) async fn create_native(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &ProjectParam,
+    body: Body,
+    kind: RequestKind,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let project = authenticate(state, headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let body: NativeBody = serde_json::from_value(read_body(body).await?)
+        .map_err(|e| ApiError::BadRequest(format!("{} request: {e}", kind.as_str())))?;
+    if kind != RequestKind::Erasure && body.suppress.is_some() {
+        return Err(ApiError::BadRequest(
+            "suppress applies to erasure requests only".into(),
+        ));
+    }
+    let submitted_ms = body
+        .submitted_time
+        .as_deref()
+        .map(|s| parse_rfc3339(s, "submitted_time"))
+        .transpose()?;
+    let request = NewRequest {
+        project,
+        kind,
+        api: "native",
+        regulation: Regulation::parse(body.regulation.as_deref().unwrap_or("gdpr"))?,
+        ids: body.distinct_ids,
+        id: body.request_id,
+        submitted_ms,
+        suppress: kind == RequestKind::Erasure && body.suppress.unwrap_or(true),
+        callbacks: Vec::new(),
+    };
+    let row = submit(state, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(state, &row))))
 }
 
 /// `POST /api/v1/dsr/erasures`.
@@ -181,29 +221,7 @@ pub(crate) async fn create_erasure(
     Query(p): Query<ProjectParam>,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let project = authenticate(&state, &headers, p.project_id.as_deref())?
-        .project
-        .id;
-    let body: EraseBody = serde_json::from_value(read_body(body).await?)
-        .map_err(|e| ApiError::BadRequest(format!("erasure request: {e}")))?;
-    let submitted_ms = body
-        .submitted_time
-        .as_deref()
-        .map(|s| parse_rfc3339(s, "submitted_time"))
-        .transpose()?;
-    let request = NewRequest {
-        project,
-        kind: RequestKind::Erasure,
-        api: "native",
-        regulation: Regulation::parse(body.regulation.as_deref().unwrap_or("gdpr"))?,
-        ids: body.distinct_ids,
-        id: body.request_id,
-        submitted_ms,
-        suppress: body.suppress.unwrap_or(true),
-        callbacks: Vec::new(),
-    };
-    let row = submit(&state, request).await?;
-    Ok((StatusCode::ACCEPTED, Json(view(&state, &row))))
+    create_native(&state, &headers, &p, body, RequestKind::Erasure).await
 }
 
 /// Records a request off the async workers and wakes the worker.

@@ -28,11 +28,34 @@ fn plan(state: &AppState, project: ProjectId) -> Result<Vec<RetentionRule>, ApiE
     Ok(retention_plan(&settings.privacy, state.clock.now_ms()))
 }
 
+/// The tier whose rule an event follows (unstamped or unknown stamps: `unknown`).
+fn rule_tier(plan: &[RetentionRule], e: &Event) -> &'static str {
+    let stamped = e.properties.get("$age_tier").and_then(Value::as_str);
+    plan.iter()
+        .find(|r| Some(r.tier) == stamped)
+        .map_or("unknown", |r| r.tier)
+}
+
 fn expired(plan: &[RetentionRule]) -> impl Fn(&Event) -> bool + Sync + '_ {
     move |e: &Event| {
-        let tier = e.properties.get("$age_tier").and_then(Value::as_str);
-        cutoff_for(plan, tier).is_some_and(|cutoff| e.time_ms < cutoff)
+        cutoff_for(plan, Some(rule_tier(plan, e))).is_some_and(|cutoff| e.time_ms < cutoff)
     }
+}
+
+/// Authenticates, then runs `work` for the project off the async workers.
+async fn for_project<T: Send + 'static>(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &ProjectParam,
+    work: impl FnOnce(&AppState, ProjectId) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let project = authenticate(state, headers, p.project_id.as_deref())?
+        .project
+        .id;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || work(&st, project))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
 /// Events older than the newest cut-off can be due; nothing younger is.
@@ -111,32 +134,19 @@ pub(crate) async fn status(
     headers: HeaderMap,
     Query(p): Query<ProjectParam>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = authenticate(&state, &headers, p.project_id.as_deref())?
-        .project
-        .id;
-    let st = state.clone();
-    tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {
-        let plan = plan(&st, project)?;
-        let store = st.queries.store();
+    for_project(&state, &headers, &p, |st, project| {
+        let plan = plan(st, project)?;
         let mut tiers = Vec::new();
         for rule in &plan {
             let due = match rule.cutoff_ms {
                 Some(cutoff) => {
-                    let this_tier = |e: &Event| {
-                        let t = e.properties.get("$age_tier").and_then(Value::as_str);
-                        cutoff_for(&plan, t) == Some(cutoff)
-                            && t.filter(|t| plan.iter().any(|r| r.tier == *t))
-                                .unwrap_or("unknown")
-                                == rule.tier
+                    let this_tier = |e: &Event| rule_tier(&plan, e) == rule.tier;
+                    let selector = RowSelector::Events {
+                        from_ms: i64::MIN,
+                        to_ms: cutoff,
+                        matches: &this_tier,
                     };
-                    store.count_selected(
-                        project,
-                        &RowSelector::Events {
-                            from_ms: i64::MIN,
-                            to_ms: cutoff,
-                            matches: &this_tier,
-                        },
-                    )?
+                    st.queries.store().count_selected(project, &selector)?
                 }
                 None => 0,
             };
@@ -152,7 +162,6 @@ pub(crate) async fn status(
         ))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
 /// `POST /api/v1/retention/run`.
@@ -161,13 +170,7 @@ pub(crate) async fn run(
     headers: HeaderMap,
     Query(p): Query<ProjectParam>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = authenticate(&state, &headers, p.project_id.as_deref())?
-        .project
-        .id;
-    let st = state.clone();
-    let n = tokio::task::spawn_blocking(move || apply(&st, project))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let n = for_project(&state, &headers, &p, apply).await?;
     Ok(Json(json!({"deleted_events": n})))
 }
 

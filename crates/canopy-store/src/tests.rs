@@ -168,6 +168,27 @@ fn dedup_survives_restart_after_flush() {
     assert_eq!(all_events(&store).len(), 2);
 }
 
+/// A store with `flushed` events in segments and `in_tail` more only in the tail (and WAL).
+fn store_with_events(dir: &std::path::Path, flushed: u64, in_tail: u64) -> Store {
+    let (store, _) = Store::open(
+        config(dir),
+        Arc::new(Keys::default()),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let p = ProjectId(1);
+    store
+        .append_blocking(p, (0..flushed).map(|i| ev(i, "")).collect())
+        .unwrap();
+    store.flush_now().unwrap();
+    if in_tail > 0 {
+        store
+            .append_blocking(p, (flushed..flushed + in_tail).map(|i| ev(i, "")).collect())
+            .unwrap();
+    }
+    store
+}
+
 fn profile(person: u64, email: &str) -> Record {
     Record::Profile(canopy_types::ProfileUpdate {
         project: ProjectId(1),
@@ -269,17 +290,8 @@ fn erasure_removes_a_persons_rows_from_segments_and_tail_and_nothing_else() {
 #[test]
 fn erasure_waits_for_queries_holding_the_old_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(
-        config(dir.path()),
-        Arc::new(Keys::default()),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
+    let store = store_with_events(dir.path(), 100, 0);
     let p = ProjectId(1);
-    store
-        .append_blocking(p, (0..100).map(|i| ev(i, "")).collect())
-        .unwrap();
-    store.flush_now().unwrap();
     let held = store.snapshot(p);
     let erased: std::collections::HashSet<u64> = [5].into();
     let report = store
@@ -298,20 +310,8 @@ fn erasure_waits_for_queries_holding_the_old_segments() {
 #[test]
 fn clean_up_deletes_exactly_the_events_a_filter_selects_after_a_matching_dry_run() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(
-        config(dir.path()),
-        Arc::new(Keys::default()),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
+    let store = store_with_events(dir.path(), 300, 100);
     let p = ProjectId(1);
-    store
-        .append_blocking(p, (0..300).map(|i| ev(i, "")).collect())
-        .unwrap();
-    store.flush_now().unwrap();
-    store
-        .append_blocking(p, (300..400).map(|i| ev(i, "")).collect())
-        .unwrap();
     // Events whose `i` is a multiple of 7, in the first month only.
     let matches = |e: &canopy_types::Event| e.properties["i"].as_u64().is_some_and(|i| i % 7 == 0);
     let (from, to) = (1_700_000_000_000, 1_700_000_000_000 + 31 * 86_400_000);

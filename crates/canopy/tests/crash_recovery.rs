@@ -18,15 +18,8 @@ const CONFIG: &str = "[storage]\nflush_rows = 1000\nflush_interval_secs = 1\ncom
 
 #[test]
 fn acknowledged_events_survive_kill_9_exactly_once() {
-    let cycles: usize = std::env::var("CANOPY_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let config = dir.path().join("canopy.toml");
-    std::fs::write(&config, CONFIG).unwrap();
+    let cycles = common::env_count("CANOPY_CRASH_CYCLES", 50);
+    let (_dir, data, config) = common::data_dir_with_config(CONFIG);
     let p = create_project(&data, "crash");
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let next_id = Arc::new(AtomicU64::new(0));

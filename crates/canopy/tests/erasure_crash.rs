@@ -109,15 +109,8 @@ fn check(
 
 #[test]
 fn erasures_survive_kill_9_and_never_sign_for_data_still_present() {
-    let cycles: usize = std::env::var("CANOPY_DSR_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let config = dir.path().join("canopy.toml");
-    std::fs::write(&config, CONFIG).unwrap();
+    let cycles = common::env_count("CANOPY_DSR_CRASH_CYCLES", 50);
+    let (_dir, data, config) = common::data_dir_with_config(CONFIG);
     let args = ["--config", config.to_str().unwrap()];
     let p = create_project(&data, "dsr-crash");
     let acked: Acked = Arc::default();

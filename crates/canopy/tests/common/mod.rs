@@ -252,3 +252,21 @@ pub fn device_ids(d: &str) -> Value {
 pub fn user_ids(d: &str, u: &str) -> Value {
     json!({"distinct_id": u, "$device_id": d, "$user_id": u})
 }
+
+/// A number from the environment (a test's size knob), or `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A temporary data dir and a config file holding `toml`: (guard, data dir, config path).
+pub fn data_dir_with_config(toml: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = dir.path().join("canopy.toml");
+    std::fs::write(&config, toml).unwrap();
+    (dir, data, config)
+}
