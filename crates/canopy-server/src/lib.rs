@@ -34,6 +34,7 @@ mod persons;
 mod privacy;
 mod project_cache;
 mod projects;
+mod rectify;
 mod reports;
 mod request;
 mod respond;

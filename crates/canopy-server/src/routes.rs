@@ -4,7 +4,7 @@ use crate::observability::{log_requests, normalize_path};
 use crate::{
     AppState, access, activity, aux, cleanup, cohorts, consent, dsr, engage, export, ingest_import,
     ingest_posthog, ingest_profiles, ingest_segment, ingest_track, mixpanel_gdpr, mixpanel_lookup,
-    mixpanel_query, opendsr, persons, privacy, reports, retention, tiers,
+    mixpanel_query, opendsr, persons, privacy, rectify, reports, retention, tiers,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dsr/erasures", post(dsr::create_erasure))
         .route("/api/v1/dsr/access", post(access::create_access))
         .route("/api/v1/data/deletions", post(cleanup::delete_events))
+        .route("/api/v1/persons/rectify", post(rectify::rectify))
         .route("/api/v1/retention", get(retention::status))
         .route("/api/v1/retention/run", post(retention::run))
         .route("/api/v1/retention/policy", get(retention::policy))

@@ -125,11 +125,12 @@ impl RowSelector<'_> {
     }
 }
 
-/// One segment's part of an erasure.
-struct Rewrite {
-    old: Arc<SegmentMeta>,
-    kept: Vec<RecordBatch>,
-    removed: HashMap<u64, u64>,
+/// One segment's part of a rewrite: the rows that replace it, and how many rows of each
+/// person key were removed (or, for a correction, changed).
+pub(crate) struct Rewrite {
+    pub old: Arc<SegmentMeta>,
+    pub kept: Vec<RecordBatch>,
+    pub removed: HashMap<u64, u64>,
 }
 
 impl Store {
@@ -197,25 +198,43 @@ impl Store {
         selector: &RowSelector<'_>,
         unlink_wait: Duration,
     ) -> Result<ErasureReport> {
+        let buckets = self.inner.manifest.lock().buckets;
+        self.rewrite(
+            project,
+            |s| selector.may_touch(s, buckets),
+            |inner, s| filter_segment(inner, s, selector),
+            unlink_wait,
+        )
+    }
+
+    /// The rewrite every deletion and correction shares: flush the tail (deleting its WAL
+    /// files), let `rewrite_one` decide for each candidate segment what replaces it, write the
+    /// replacements under fresh keys, swap the manifest, unlink the old files.
+    pub(crate) fn rewrite(
+        &self,
+        project: ProjectId,
+        candidate: impl Fn(&SegmentMeta) -> bool,
+        rewrite_one: impl Fn(&Inner, &Arc<SegmentMeta>) -> Result<Option<Rewrite>> + Sync,
+        unlink_wait: Duration,
+    ) -> Result<ErasureReport> {
         let inner = &self.inner;
         let mut report = ErasureReport::default();
         let replaced: Vec<u64> = {
             let _guard = inner.flush_lock.lock();
             inner.wal.rotate_blocking()?;
             report.tail_records_flushed = flush_frozen(inner)?;
-            let buckets = inner.manifest.lock().buckets;
             let candidates: Vec<Arc<SegmentMeta>> = inner
                 .segments
                 .read()
                 .iter()
-                .filter(|s| s.partition.project == project && selector.may_touch(s, buckets))
+                .filter(|s| s.partition.project == project && candidate(s))
                 .cloned()
                 .collect();
             report.segments_scanned = candidates.len();
             let results = crate::parallel::map_on_cores(
                 &candidates,
-                |s| filter_segment(inner, s, selector),
-                || Err(StoreError::Manifest("an erasure worker panicked".into())),
+                |s| rewrite_one(inner, s),
+                || Err(StoreError::Manifest("a rewrite worker panicked".into())),
             );
             let mut rewrites = Vec::new();
             for r in results {
@@ -368,16 +387,20 @@ fn person_array(column: &Arc<dyn Array>) -> Result<&UInt64Array> {
 }
 
 /// Reads one segment and, when it holds rows of `keys`, returns the rows to keep.
+pub(crate) fn read_for_rewrite(inner: &Inner, s: &SegmentMeta) -> Result<Vec<RecordBatch>> {
+    let key = inner
+        .keyring
+        .project_key(s.partition.project.0)?
+        .unwrap_key(&s.wrapped_key, &crate::layout::segment_key_purpose(s.id))?;
+    read_segment(&inner.config.data_dir.join(&s.file), &key, s.id)
+}
+
 fn filter_segment(
     inner: &Inner,
     s: &Arc<SegmentMeta>,
     selector: &RowSelector<'_>,
 ) -> Result<Option<Rewrite>> {
-    let key = inner
-        .keyring
-        .project_key(s.partition.project.0)?
-        .unwrap_key(&s.wrapped_key, &crate::layout::segment_key_purpose(s.id))?;
-    let batches = read_segment(&inner.config.data_dir.join(&s.file), &key, s.id)?;
+    let batches = read_for_rewrite(inner, s)?;
     let mut removed: HashMap<u64, u64> = HashMap::new();
     let mut kept = Vec::with_capacity(batches.len());
     for b in batches {

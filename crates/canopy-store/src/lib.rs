@@ -22,6 +22,7 @@ mod layout;
 mod manifest;
 mod parallel;
 mod profiles;
+mod rectify;
 mod segment;
 mod store;
 mod tail;

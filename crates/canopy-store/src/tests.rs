@@ -335,3 +335,52 @@ fn clean_up_deletes_exactly_the_events_a_filter_selects_after_a_matching_dry_run
     }));
     assert_eq!(store.count_selected(p, &selector).unwrap(), 0);
 }
+
+#[test]
+fn rectification_rewrites_a_persons_events_and_the_wrong_value_survives_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_events(dir.path(), 200, 50);
+    let p = ProjectId(1);
+    // Person 3's events get a value sent by mistake; person 4's keep theirs.
+    let mut wrong: Vec<Record> = Vec::new();
+    for (i, person) in [(1000, 3), (1001, 3), (1002, 4)] {
+        let Record::Event(mut e) = ev(i, "") else {
+            unreachable!()
+        };
+        e.person = PersonKey(person);
+        e.properties
+            .insert("note".into(), format!("canary-mistake-{person}").into());
+        wrong.push(Record::Event(e));
+    }
+    store.append_blocking(p, wrong).unwrap();
+    store.flush_now().unwrap();
+    let keys: std::collections::HashSet<u64> = [3].into();
+    let change = |e: &mut canopy_types::Event| e.properties.remove("note").is_some();
+    let report = store
+        .rewrite_events_of(p, &keys, &change, std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(report.event_rows, 2, "two events changed");
+    assert!(report.old_files_unlinked);
+    let events = all_events(&store);
+    assert_eq!(events.len(), 253, "nothing removed");
+    assert!(!readable_bytes_contain(
+        &store,
+        dir.path(),
+        "canary-mistake-3"
+    ));
+    assert!(readable_bytes_contain(
+        &store,
+        dir.path(),
+        "canary-mistake-4"
+    ));
+    // Person 3's other events are intact.
+    assert_eq!(
+        events.iter().filter(|e| e.person == PersonKey(3)).count(),
+        events_of(3, 250) + 2
+    );
+}
+
+/// How many of the first `n` test events belong to `person` (`ev` gives `i % 50 + 1`).
+fn events_of(person: u64, n: u64) -> usize {
+    (0..n).filter(|i| i % 50 + 1 == person).count()
+}
