@@ -79,7 +79,10 @@ fn a_mistaken_value_is_corrected_on_past_events_and_the_profile() {
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(person["profile"]["properties"]["nickname"], "Right", "{person}");
+    assert_eq!(
+        person["profile"]["properties"]["nickname"], "Right",
+        "{person}"
+    );
     assert!(person["profile"]["properties"].get("color").is_none());
     // Removing a property: value null.
     let (_, r) = post(
