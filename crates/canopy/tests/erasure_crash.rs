@@ -1,6 +1,6 @@
-//! Crash test for erasure: kill -9 the server at random moments while erasures run, alongside
-//! concurrent ingestion, with tiny flush thresholds so kills also land inside flushes and
-//! compactions. At every restart: no completed request (no receipt) while its person's data is
+//! Crash test for erasure and retention: kill -9 the server at random moments while erasures
+//! and retention runs rewrite segments, alongside concurrent ingestion, with tiny flush
+//! thresholds so kills also land inside flushes and compactions. At every restart: no completed request (no receipt) while its person's data is
 //! still present, and no acknowledged event of anyone else lost or duplicated. At the end every
 //! request completes and every receipt verifies. `CANOPY_DSR_CRASH_CYCLES` (default 50).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -113,6 +113,17 @@ fn erasures_survive_kill_9_and_never_sign_for_data_still_present() {
     let (_dir, data, config) = common::data_dir_with_config(CONFIG);
     let args = ["--config", config.to_str().unwrap()];
     let p = create_project(&data, "dsr-crash");
+    // Retention runs too: events older than a day go (the test sends some three days old).
+    let server = Server::start_with(&data, &args);
+    let r = common::put_settings(&server.url, &p.secret, |s| {
+        for tier in ["adult", "unknown"] {
+            s["privacy"]["tiers"][tier] = json!({"ip": "drop", "geo": "country",
+                "unknown_properties": "allow", "detectors": "keep", "blocked_classes": [],
+                "technical_profile_only": false, "refuse_contact_ids": false, "retention_days": 1});
+        }
+    });
+    assert!(r.status().is_success());
+    server.stop();
     let acked: Acked = Arc::default();
     let next_id = Arc::new(AtomicU64::new(0));
     // Victims of every erasure we *tried* to file (an answer lost to a kill may still exist).
@@ -171,6 +182,38 @@ fn erasures_survive_kill_9_and_never_sign_for_data_still_present() {
                 }
             }));
         }
+        // Events past their retention, then a retention run racing the erasure and the kill.
+        let stale = format!("stale-{cycle}");
+        victims.insert(stale.clone());
+        let ids: Vec<String> = (0..20)
+            .map(|_| format!("e{}", next_id.fetch_add(1, Ordering::SeqCst)))
+            .collect();
+        let old: Vec<Value> = ids
+            .iter()
+            .map(|id| {
+                json!({"event": "Tick", "properties": {"distinct_id": stale, "owner": stale,
+                "time": now_s() - 3.0 * 86_400.0, "$insert_id": id}})
+            })
+            .collect();
+        let imported = c
+            .post(format!("{}/import", server.url))
+            .basic_auth(&p.secret, Some(""))
+            .json(&old)
+            .send()
+            .is_ok_and(|r| r.status().is_success());
+        if imported {
+            acked
+                .lock()
+                .unwrap()
+                .extend(ids.into_iter().map(|i| (i, stale.clone())));
+        }
+        let (url, secret) = (server.url.clone(), p.secret.clone());
+        let retention = std::thread::spawn(move || {
+            let _ = client()
+                .post(format!("{url}/api/v1/retention/run"))
+                .basic_auth(&secret, Some(""))
+                .send();
+        });
         std::thread::sleep(Duration::from_millis(rng.random_range(0..150)));
         victims.insert(victim.clone());
         let created = c
@@ -189,6 +232,7 @@ fn erasures_survive_kill_9_and_never_sign_for_data_still_present() {
         for t in clients {
             t.join().unwrap();
         }
+        retention.join().unwrap();
     }
     // The last start resumes whatever is open; every request ends completed.
     let server = Server::start_with(&data, &args);
@@ -237,6 +281,15 @@ fn erasures_survive_kill_9_and_never_sign_for_data_still_present() {
         assert!(ok.erasure_verified);
         resumed += usize::from(r["attempts"].as_u64().unwrap() > 1);
     }
+    // A last retention run leaves nothing past its period.
+    let ran: Value = client()
+        .post(format!("{}/api/v1/retention/run", server.url))
+        .basic_auth(&p.secret, Some(""))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(ran["deleted_events"].is_u64());
     // Every victim whose request we know of is gone, and everyone else is whole.
     let owners: HashSet<String> = export_all(&server.url, &p.secret)
         .iter()
@@ -248,6 +301,18 @@ fn erasures_survive_kill_9_and_never_sign_for_data_still_present() {
             "{v} is still present after its erasure completed"
         );
     }
+    let stale_sent = acked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, o)| o.starts_with("stale-"))
+        .count();
+    assert!(stale_sent > 0, "no aged event was ever acknowledged");
+    assert!(
+        owners.iter().all(|o| !o.starts_with("stale-")),
+        "events past their retention survived"
+    );
+    assert!(owners.iter().any(|o| o.starts_with("keep-")));
     eprintln!("{completed} erasures completed over {cycles} kills; {resumed} resumed after a kill");
     assert!(
         resumed > 0,
