@@ -75,11 +75,16 @@ pub(crate) fn apply(state: &AppState, project: ProjectId) -> Result<u64, ApiErro
         to_ms,
         matches: &matches,
     };
-    let store = state.queries.store();
-    if store.count_selected(project, &selector)? == 0 {
+    // One pass: the rewrite reads the candidate segments once and replaces only those that
+    // held aged-out events (a dry count first would read them all twice).
+    let report =
+        state
+            .queries
+            .store()
+            .rewrite_without(project, &selector, Duration::from_secs(30))?;
+    if report.event_rows == 0 {
         return Ok(0);
     }
-    let report = store.rewrite_without(project, &selector, Duration::from_secs(30))?;
     state.queries.clear_caches();
     state.projects.control().record_audit(
         project,

@@ -4,14 +4,14 @@
 use crate::Result;
 use crate::flush::new_segment;
 use crate::layout::Partition;
-use crate::manifest::SegmentMeta;
+use crate::manifest::{Manifest, SegmentMeta};
 use crate::segment::read_segment;
 use crate::store::Inner;
 use arrow::array::{ArrayRef, new_null_array};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -63,19 +63,8 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
         replaced.extend(ids);
         added.push(merged);
     }
-    manifest.segments.retain(|s| !replaced.contains(&s.id));
-    manifest.segments.extend(added.iter().cloned());
-    manifest.store(&inner.config.data_dir)?;
-    {
-        let mut segments = inner.segments.write();
-        let mut graveyard = inner.graveyard.lock();
-        let (gone, keep): (Vec<_>, Vec<_>) =
-            segments.drain(..).partition(|s| replaced.contains(&s.id));
-        *segments = keep;
-        segments.extend(added.into_iter().map(Arc::new));
-        graveyard.extend(gone);
-    }
-    *inner.manifest.lock() = manifest;
+    let replaced: HashSet<u64> = replaced.into_iter().collect();
+    replace_segments(inner, manifest, &replaced, added)?;
     inner
         .compactions
         .fetch_add(plans.len() as u64, Ordering::Relaxed);
@@ -165,6 +154,31 @@ fn merge_sorted(batches: &[RecordBatch]) -> Result<RecordBatch> {
         .map(|c| take(c, &indices, None))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// Swaps `replaced` segments for `added` ones: the manifest first (persisted atomically; the
+/// replaced segments' wrapped keys leave it), then the live list, whose replaced entries go
+/// to the graveyard until no snapshot holds them. Used by compaction and every rewrite.
+pub(crate) fn replace_segments(
+    inner: &Inner,
+    mut manifest: Manifest,
+    replaced: &HashSet<u64>,
+    added: Vec<SegmentMeta>,
+) -> Result<()> {
+    manifest.segments.retain(|s| !replaced.contains(&s.id));
+    manifest.segments.extend(added.iter().cloned());
+    manifest.store(&inner.config.data_dir)?;
+    {
+        let mut segments = inner.segments.write();
+        let mut graveyard = inner.graveyard.lock();
+        let (gone, keep): (Vec<_>, Vec<_>) =
+            segments.drain(..).partition(|s| replaced.contains(&s.id));
+        *segments = keep;
+        segments.extend(added.into_iter().map(Arc::new));
+        graveyard.extend(gone);
+    }
+    *inner.manifest.lock() = manifest;
+    Ok(())
 }
 
 /// Unlinks replaced segments that no snapshot holds any more.

@@ -67,7 +67,7 @@ pub enum RowSelector<'a> {
 
 impl RowSelector<'_> {
     /// Could `s` hold selected rows (without reading it)?
-    fn may_touch(&self, s: &SegmentMeta, buckets: u32) -> bool {
+    pub(crate) fn may_touch(&self, s: &SegmentMeta, buckets: u32) -> bool {
         match self {
             RowSelector::Persons(keys) => keys
                 .iter()
@@ -90,6 +90,24 @@ impl RowSelector<'_> {
                 matches,
             } => e.time_ms >= *from_ms && e.time_ms < *to_ms && matches(e),
         }
+    }
+
+    /// How many records of a tail chunk are selected (profile updates only by person).
+    fn tail_rows(&self, chunk: &crate::tail::TailChunk) -> u64 {
+        let events = chunk
+            .events
+            .iter()
+            .filter(|e| self.selects_event(e))
+            .count();
+        let profiles = match self {
+            RowSelector::Persons(keys) => chunk
+                .profiles
+                .iter()
+                .filter(|p| keys.contains(&p.person.0))
+                .count(),
+            RowSelector::Events { .. } => 0,
+        };
+        (events + profiles) as u64
     }
 
     /// Which rows of `batch` to keep; counts removed rows by person key.
@@ -174,18 +192,7 @@ impl Store {
             n += c?;
         }
         for chunk in &snapshot.tail {
-            n += chunk
-                .events
-                .iter()
-                .filter(|e| selector.selects_event(e))
-                .count() as u64;
-            if let RowSelector::Persons(keys) = selector {
-                n += chunk
-                    .profiles
-                    .iter()
-                    .filter(|p| keys.contains(&p.person.0))
-                    .count() as u64;
-            }
+            n += selector.tail_rows(chunk);
         }
         Ok(n)
     }
@@ -295,19 +302,7 @@ impl Store {
             }
         }
         let old_ids: HashSet<u64> = rewrites.iter().map(|r| r.old.id).collect();
-        manifest.segments.retain(|s| !old_ids.contains(&s.id));
-        manifest.segments.extend(added.iter().cloned());
-        manifest.store(&inner.config.data_dir)?;
-        {
-            let mut segments = inner.segments.write();
-            let mut graveyard = inner.graveyard.lock();
-            let (gone, keep): (Vec<_>, Vec<_>) =
-                segments.drain(..).partition(|s| old_ids.contains(&s.id));
-            *segments = keep;
-            segments.extend(added.into_iter().map(Arc::new));
-            graveyard.extend(gone);
-        }
-        *inner.manifest.lock() = manifest;
+        crate::compaction::replace_segments(inner, manifest, &old_ids, added)?;
         metrics::counter!("canopy_store_erasure_rewrites_total").increment(rewrites.len() as u64);
         Ok(())
     }
@@ -363,17 +358,9 @@ impl Store {
         for c in counts {
             found.segment_rows += c?;
         }
+        let persons = RowSelector::Persons(keys);
         for chunk in &snapshot.tail {
-            found.tail_rows += chunk
-                .events
-                .iter()
-                .filter(|e| keys.contains(&e.person.0))
-                .count() as u64
-                + chunk
-                    .profiles
-                    .iter()
-                    .filter(|p| keys.contains(&p.person.0))
-                    .count() as u64;
+            found.tail_rows += persons.tail_rows(chunk);
         }
         Ok(found)
     }

@@ -5,10 +5,10 @@
 
 use crate::Result;
 use crate::columns::{batch_to_events, events_to_batch};
-use crate::erase::{ErasureReport, Rewrite, read_for_rewrite};
+use crate::erase::{ErasureReport, Rewrite, RowSelector, read_for_rewrite};
 use crate::layout::Table;
 use crate::store::Store;
-use canopy_types::{Event, PersonKey, ProjectId};
+use canopy_types::{Event, ProjectId};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -23,14 +23,10 @@ impl Store {
         unlink_wait: Duration,
     ) -> Result<ErasureReport> {
         let buckets = self.inner.manifest.lock().buckets;
+        let persons = RowSelector::Persons(keys);
         self.rewrite(
             project,
-            |s| {
-                s.partition.table == Table::Events
-                    && keys
-                        .iter()
-                        .any(|k| PersonKey(*k).bucket(buckets) == s.partition.bucket)
-            },
+            |s| s.partition.table == Table::Events && persons.may_touch(s, buckets),
             |inner, s| {
                 let mut events = Vec::new();
                 for b in read_for_rewrite(inner, s)? {
