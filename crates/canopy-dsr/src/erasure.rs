@@ -96,6 +96,7 @@ impl Dsr {
     }
 
     fn erase_batch(&self, project: ProjectId, rows: &[DsrRow]) -> Result<()> {
+        let mut phases = Phases::start();
         let project_key = self.keyring.project_key(project.0)?;
         // 1. Who: each request's clusters, saved before anything is deleted.
         let mut subjects = Vec::with_capacity(rows.len());
@@ -123,6 +124,7 @@ impl Dsr {
             .into_iter()
             .collect();
         let hashes = self.hooks.person_row_hashes(project, &all_ids)?;
+        phases.mark("resolve");
         // 2. Nothing new gets in: suppress before the rewrite.
         let suppress_ids: Vec<String> = subjects
             .iter()
@@ -138,6 +140,7 @@ impl Dsr {
             self.hooks.clear_caches(project);
             n
         };
+        phases.mark("suppress");
         // 3. The rows: segments rewritten, tail flushed, old keys dropped.
         let mut outcome = BatchOutcome {
             requests: rows.len(),
@@ -149,8 +152,10 @@ impl Dsr {
                 .store
                 .erase_persons(project, &keys, self.config.unlink_wait)?;
             outcome.add(&report);
+            phases.mark("rewrite");
             let found = self.store.count_person_rows(project, &keys)?;
             outcome.found = found;
+            phases.mark("verify_rows");
             if found.total() == 0 || pass + 1 == MAX_PASSES {
                 break;
             }
@@ -164,6 +169,7 @@ impl Dsr {
         let persons: Vec<u64> = keys.iter().copied().collect();
         outcome.ids_removed = self.identity.forget_clusters(project, &persons)?.len();
         self.hooks.clear_caches(project);
+        phases.mark("forget_ids");
         // 5. Proof: no row under any key, no id resolvable, no ledger row.
         outcome.ids_remaining = all_ids
             .iter()
@@ -176,6 +182,7 @@ impl Dsr {
             .iter()
             .map(|h| self.control.consent(project, Some(*h)).map(|r| r.len()))
             .sum::<canopy_control::Result<usize>>()?;
+        phases.mark("verify_ids");
         if !outcome.passed() {
             return Err(DsrError::Internal(format!(
                 "verification found {} rows, {} ids and {} ledger rows left",
@@ -197,6 +204,13 @@ impl Dsr {
             metrics::histogram!("canopy_dsr_erasure_seconds")
                 .record((now - row.received_ms).max(0) as f64 / 1000.0);
         }
+        phases.mark("receipts");
+        tracing::info!(
+            requests = rows.len(),
+            segments_rewritten = outcome.segments_rewritten,
+            phases = %phases,
+            "erasure batch completed"
+        );
         Ok(())
     }
 
@@ -220,6 +234,41 @@ impl Dsr {
         subject.keys = keys;
         subject.resolved = true;
         subject.cluster_ids = ids;
+        Ok(())
+    }
+}
+
+/// How long each step of a batch took (milliseconds, summed over passes), for the log: the
+/// numbers that say where an erasure's time goes, and nothing about whom it erased.
+struct Phases {
+    last: std::time::Instant,
+    spent: Vec<(&'static str, u128)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            last: std::time::Instant::now(),
+            spent: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        let ms = now.duration_since(self.last).as_millis();
+        self.last = now;
+        match self.spent.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += ms,
+            None => self.spent.push((phase, ms)),
+        }
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (phase, ms)) in self.spent.iter().enumerate() {
+            write!(f, "{}{phase}={ms}ms", if i == 0 { "" } else { " " })?;
+        }
         Ok(())
     }
 }

@@ -109,8 +109,9 @@ pub(crate) fn receipt_for(row: &DsrRow, subject: &Subject, o: &BatchOutcome, now
         },
         "batch": { "requests": o.requests },
         "verification": {
-            "method": "person column of every segment of the project and the in-memory tail scanned for the subject's person keys; every identifier looked up; consent ledger read",
+            "method": "every segment of the project checked for the subject's person keys (its person filter, built from the rows written, rules a key out; otherwise its person column is read and counted) and the in-memory tail scanned; every identifier looked up; consent ledger read",
             "segments_scanned": o.found.segments_scanned,
+            "segments_read": o.found.segments_read,
             "rows_remaining": o.found.total(),
             "identifiers_resolvable": o.ids_remaining,
             "consent_rows_remaining": o.ledger_remaining,

@@ -1,5 +1,10 @@
-//! Merging a partition's small segments into one, so scans open few files and a person's
-//! bucket stays a handful of segments.
+//! Merging a partition's segments, so scans open few files and erasing one person rewrites
+//! little. Each partition keeps one *sorted run*: segments of at most `max_segment_rows` rows
+//! whose person-key ranges do not overlap (a person's rows of that month are in exactly one of
+//! them), plus the small segments flushes add since the last merge, which cover any persons.
+//! A merge folds the new segments into the run and cuts it again at person boundaries; it waits
+//! until the new rows are a fair share of the run (or the new files too many), so a large run
+//! is not rewritten for every flush.
 
 use crate::Result;
 use crate::flush::new_segment;
@@ -7,7 +12,7 @@ use crate::layout::Partition;
 use crate::manifest::{Manifest, SegmentMeta};
 use crate::segment::read_segment;
 use crate::store::Inner;
-use arrow::array::{ArrayRef, new_null_array};
+use arrow::array::{Array, ArrayRef, UInt64Array, new_null_array};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
@@ -17,6 +22,26 @@ use std::sync::atomic::Ordering;
 
 /// Partitions merged per call, so one call stays short.
 const GROUPS_PER_CALL: usize = 8;
+/// New rows must reach this fraction of the run's rows before the run is rewritten...
+const NEW_ROWS_SHARE: u64 = 4;
+/// ...unless this many new segments have piled up.
+const MAX_NEW_SEGMENTS: usize = 16;
+
+/// Which segments of one partition a merge takes: all of them, or none yet.
+fn plan_partition(segs: &[&SegmentMeta], min_segments: usize) -> Option<Vec<u64>> {
+    let (run, new): (Vec<&&SegmentMeta>, Vec<&&SegmentMeta>) =
+        segs.iter().partition(|s| s.person_range.is_some());
+    let files = new.len() + usize::from(!run.is_empty());
+    if new.is_empty() || files < min_segments.max(2) {
+        return None;
+    }
+    let run_rows: u64 = run.iter().map(|s| s.rows).sum();
+    let new_rows: u64 = new.iter().map(|s| s.rows).sum();
+    if new_rows * NEW_ROWS_SHARE < run_rows && new.len() < MAX_NEW_SEGMENTS {
+        return None;
+    }
+    Some(segs.iter().map(|s| s.id).collect())
+}
 
 /// Merges up to [`GROUPS_PER_CALL`] partitions; returns how many merges ran.
 pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
@@ -26,22 +51,9 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
         by_partition.entry(s.partition).or_default().push(s);
     }
     let mut plans: Vec<(Partition, Vec<u64>)> = Vec::new();
-    for (partition, mut segs) in by_partition {
-        if segs.len() < inner.config.compaction_min_segments.max(2) {
-            continue;
-        }
-        segs.sort_by_key(|s| s.rows);
-        let mut chosen = Vec::new();
-        let mut rows = 0;
-        for s in segs {
-            if rows + s.rows > inner.config.max_segment_rows && chosen.len() >= 2 {
-                break;
-            }
-            rows += s.rows;
-            chosen.push(s.id);
-        }
-        if chosen.len() >= 2 {
-            plans.push((partition, chosen));
+    for (partition, segs) in by_partition {
+        if let Some(ids) = plan_partition(&segs, inner.config.compaction_min_segments) {
+            plans.push((partition, ids));
         }
         if plans.len() >= GROUPS_PER_CALL {
             break;
@@ -59,9 +71,8 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
             .filter(|s| ids.contains(&s.id))
             .cloned()
             .collect();
-        let merged = merge(inner, &mut manifest, *partition, &olds)?;
+        added.extend(merge(inner, &mut manifest, *partition, &olds)?);
         replaced.extend(ids);
-        added.push(merged);
     }
     let replaced: HashSet<u64> = replaced.into_iter().collect();
     replace_segments(inner, manifest, &replaced, added)?;
@@ -73,15 +84,15 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
     Ok(plans.len())
 }
 
+/// Merges `olds` into a new sorted run: segments of at most `max_segment_rows` rows (a person
+/// is never cut in two), each knowing its person-key range.
 fn merge(
     inner: &Inner,
     manifest: &mut crate::manifest::Manifest,
     partition: Partition,
     olds: &[SegmentMeta],
-) -> Result<SegmentMeta> {
+) -> Result<Vec<SegmentMeta>> {
     let project = partition.project;
-    let min = olds.iter().map(|s| s.min_time_ms).min().unwrap_or(0);
-    let max = olds.iter().map(|s| s.max_time_ms).max().unwrap_or(0);
     let mut batches = Vec::new();
     for s in olds {
         let key = {
@@ -95,7 +106,62 @@ fn merge(
         )?);
     }
     let batch = merge_sorted(&batches)?;
-    new_segment(inner, manifest, partition, &[batch], (min, max))
+    let persons = batch
+        .column_by_name("person")
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .ok_or_else(|| crate::StoreError::Manifest("segment person column is not UInt64".into()))?;
+    let whole = (
+        olds.iter().map(|s| s.min_time_ms).min().unwrap_or(0),
+        olds.iter().map(|s| s.max_time_ms).max().unwrap_or(0),
+    );
+    let mut out = Vec::new();
+    for (from, to) in run_cuts(persons, inner.config.max_segment_rows.max(1) as usize) {
+        let piece = batch.slice(from, to - from);
+        let range = time_range_of(&piece).unwrap_or(whole);
+        let mut meta = new_segment(inner, manifest, partition, &[piece], range)?;
+        meta.person_range = Some((persons.value(from), persons.value(to - 1)));
+        out.push(meta);
+    }
+    Ok(out)
+}
+
+/// The earliest and latest `time` of a piece (None when it has no time column or no times).
+fn time_range_of(batch: &RecordBatch) -> Option<(i64, i64)> {
+    let times = batch
+        .column_by_name("time")?
+        .as_any()
+        .downcast_ref::<arrow::array::TimestampMillisecondArray>()?;
+    Some((
+        arrow::compute::min(times)?,
+        arrow::compute::max(times)?,
+    ))
+}
+
+/// Where to cut rows sorted by person into pieces of about equal size and at most `max` rows
+/// (more only for a person who alone has more), never between two rows of one person.
+pub(crate) fn run_cuts(persons: &UInt64Array, max: usize) -> Vec<(usize, usize)> {
+    let n = persons.len();
+    let max = max.max(1);
+    let even = n.div_ceil(n.div_ceil(max).max(1)).max(1);
+    let mut cuts = Vec::with_capacity(n.div_ceil(max));
+    let mut from = 0;
+    while from < n {
+        let mut to = (from + even).min(n);
+        // Back off to the last person boundary...
+        while to > from && to < n && persons.value(to) == persons.value(to - 1) {
+            to -= 1;
+        }
+        // ...unless one person fills the whole piece: then that person alone.
+        if to == from {
+            to = from + 1;
+            while to < n && persons.value(to) == persons.value(from) {
+                to += 1;
+            }
+        }
+        cuts.push((from, to));
+        from = to;
+    }
+    cuts
 }
 
 /// Merges segment batches into one batch sorted by (person, time), at the Arrow level: the
@@ -200,4 +266,37 @@ pub(crate) fn sweep_graveyard(inner: &Inner) {
         }
         false
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_cuts;
+    use arrow::array::UInt64Array;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Pieces tile the rows in order, never split a person, and stay within `max` rows
+        /// unless one person alone has more.
+        #[test]
+        fn cuts_tile_the_rows_at_person_boundaries(
+            mut persons in proptest::collection::vec(0u64..40, 0..400),
+            max in 1usize..120,
+        ) {
+            persons.sort_unstable();
+            let array = UInt64Array::from(persons.clone());
+            let cuts = run_cuts(&array, max);
+            let mut next = 0;
+            for (from, to) in &cuts {
+                prop_assert_eq!(*from, next);
+                prop_assert!(to > from);
+                if *from > 0 {
+                    prop_assert_ne!(persons[from - 1], persons[*from]);
+                }
+                let one_person = persons[*from] == persons[to - 1];
+                prop_assert!(to - from <= max || one_person, "{} rows", to - from);
+                next = *to;
+            }
+            prop_assert_eq!(next, persons.len());
+        }
+    }
 }

@@ -41,7 +41,10 @@ pub struct ErasureReport {
 /// Rows still stored under a set of person keys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RowsFound {
+    /// Segments checked: every live segment of the project.
     pub segments_scanned: usize,
+    /// Of those, segments whose person filter could not rule the keys out, read in full.
+    pub segments_read: usize,
     pub segment_rows: u64,
     pub tail_rows: u64,
 }
@@ -69,9 +72,13 @@ impl RowSelector<'_> {
     /// Could `s` hold selected rows (without reading it)?
     pub(crate) fn may_touch(&self, s: &SegmentMeta, buckets: u32) -> bool {
         match self {
-            RowSelector::Persons(keys) => keys
-                .iter()
-                .any(|k| PersonKey(*k).bucket(buckets) == s.partition.bucket),
+            // In the keys' bucket, within the segment's person range (a piece of a sorted run)
+            // and not ruled out by its person filter: usually one segment per month.
+            RowSelector::Persons(keys) => keys.iter().any(|k| {
+                PersonKey(*k).bucket(buckets) == s.partition.bucket
+                    && s.person_range.is_none_or(|(lo, hi)| (lo..=hi).contains(k))
+                    && s.persons.get().is_none_or(|f| f.may_contain(*k))
+            }),
             RowSelector::Events { from_ms, to_ms, .. } => {
                 s.partition.table == Table::Events
                     && s.max_time_ms >= *from_ms
@@ -226,10 +233,12 @@ impl Store {
     ) -> Result<ErasureReport> {
         let inner = &self.inner;
         let mut report = ErasureReport::default();
+        let t0 = Instant::now();
         let replaced: Vec<u64> = {
             let _guard = inner.flush_lock.lock();
             inner.wal.rotate_blocking()?;
             report.tail_records_flushed = flush_frozen(inner)?;
+            let t_flush = t0.elapsed();
             let candidates: Vec<Arc<SegmentMeta>> = inner
                 .segments
                 .read()
@@ -249,6 +258,7 @@ impl Store {
                     rewrites.push(rw);
                 }
             }
+            let t_read = t0.elapsed();
             if rewrites.is_empty() {
                 return Ok(ErasureReport {
                     old_files_unlinked: true,
@@ -256,6 +266,12 @@ impl Store {
                 });
             }
             self.swap_rewritten(&rewrites, &mut report)?;
+            tracing::debug!(
+                flush_ms = t_flush.as_millis(),
+                read_ms = (t_read - t_flush).as_millis(),
+                write_ms = (t0.elapsed() - t_read).as_millis(),
+                "rewrite"
+            );
             rewrites.iter().map(|r| r.old.id).collect()
         };
         report.old_files_unlinked = self.await_unlink(&replaced, unlink_wait);
@@ -284,7 +300,11 @@ impl Store {
                     .cloned()
                     .collect();
                 let range = (r.old.min_time_ms, r.old.max_time_ms);
-                write_new_segment(inner, *id, r.old.partition, &kept, range)
+                // Fewer rows of the same persons: still the same piece of the sorted run.
+                write_new_segment(inner, *id, r.old.partition, &kept, range).map(|mut meta| {
+                    meta.person_range = r.old.person_range;
+                    meta
+                })
             },
             || Err(StoreError::Manifest("an erasure writer panicked".into())),
         );
@@ -328,22 +348,34 @@ impl Store {
         }
     }
 
-    /// Counts the rows of `project` stored under one of `keys`, reading the person column of
-    /// every segment of the project (not only the keys' buckets: the proof does not rely on
-    /// the partitioning it checks) and the tail.
+    /// Counts the rows of `project` stored under one of `keys`, over every segment of the
+    /// project (not only the keys' buckets: the proof does not rely on the partitioning it
+    /// checks) and the tail. A segment whose person filter rules every key out holds none of
+    /// them; the others have their person column read and counted (a segment found on disk at
+    /// start-up gets its filter from that read).
     pub fn count_person_rows(&self, project: ProjectId, keys: &HashSet<u64>) -> Result<RowsFound> {
         let snapshot = self.snapshot(project);
         let counts = crate::parallel::map_on_cores(
             &snapshot.segments,
-            |s| -> Result<u64> {
+            |s| -> Result<Option<u64>> {
+                if let Some(filter) = s.persons.get()
+                    && !keys.iter().any(|k| filter.may_contain(*k))
+                {
+                    return Ok(None);
+                }
                 let key = self.segment_key(s)?;
                 let columns = read_segment_column(&self.segment_path(s), &key, s.id, "person")?;
+                if s.persons.get().is_none() {
+                    let _ = s
+                        .persons
+                        .set(crate::person_filter::PersonFilter::of_columns(&columns)?);
+                }
                 let mut n = 0;
                 for c in columns {
                     let persons = person_array(&c)?;
                     n += persons.values().iter().filter(|p| keys.contains(p)).count() as u64;
                 }
-                Ok(n)
+                Ok(Some(n))
             },
             || {
                 Err(StoreError::Manifest(
@@ -356,13 +388,51 @@ impl Store {
             ..Default::default()
         };
         for c in counts {
-            found.segment_rows += c?;
+            if let Some(n) = c? {
+                found.segments_read += 1;
+                found.segment_rows += n;
+            }
         }
         let persons = RowSelector::Persons(keys);
         for chunk in &snapshot.tail {
             found.tail_rows += persons.tail_rows(chunk);
         }
         Ok(found)
+    }
+
+    /// Builds the person filter of every live segment that lacks one (those found on disk at
+    /// start-up), so the first erasure's verification need not read them; returns how many.
+    pub fn warm_person_filters(&self) -> Result<usize> {
+        let missing: Vec<Arc<SegmentMeta>> = self
+            .inner
+            .segments
+            .read()
+            .iter()
+            .filter(|s| s.persons.get().is_none())
+            .cloned()
+            .collect();
+        let built = crate::parallel::map_on_cores(
+            &missing,
+            |s| -> Result<()> {
+                let key = self.segment_key(s)?;
+                let columns = read_segment_column(&self.segment_path(s), &key, s.id, "person")?;
+                let _ = s
+                    .persons
+                    .set(crate::person_filter::PersonFilter::of_columns(&columns)?);
+                Ok(())
+            },
+            || Err(StoreError::Manifest("a filter worker panicked".into())),
+        );
+        built.into_iter().collect::<Result<Vec<()>>>()?;
+        let bytes: usize = self
+            .inner
+            .segments
+            .read()
+            .iter()
+            .filter_map(|s| s.persons.get().map(|f| f.heap_bytes()))
+            .sum();
+        metrics::gauge!("canopy_store_person_filter_bytes").set(bytes as f64);
+        Ok(missing.len())
     }
 }
 

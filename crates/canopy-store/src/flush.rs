@@ -56,14 +56,19 @@ pub(crate) fn flush_frozen(inner: &Inner) -> Result<usize> {
         manifest.segments.extend(added.iter().cloned());
         manifest.wal_checkpoint = manifest.wal_checkpoint.max(generation.wal_upto);
         // The dedup window must outlive the WAL files that will be deleted below: save it
-        // first (a superset is harmless).
-        let dedup_file = crate::dedup::dedup_path(&inner.config.data_dir);
-        inner
-            .shared
-            .dedup
-            .lock()
-            .save(&dedup_file)
-            .map_err(crate::io_err(&dedup_file))?;
+        // first (a superset is harmless). An empty generation (a rotation with nothing new, as
+        // every erasure makes) deletes only WAL files whose records an earlier flush covered,
+        // with the window saved then, so it skips the save: writing the whole window costs
+        // hundreds of milliseconds on a large store.
+        if generation.rows > 0 {
+            let dedup_file = crate::dedup::dedup_path(&inner.config.data_dir);
+            inner
+                .shared
+                .dedup
+                .lock()
+                .save(&dedup_file)
+                .map_err(crate::io_err(&dedup_file))?;
+        }
         if let Some(barrier) = &inner.config.checkpoint_barrier {
             (barrier.0)().map_err(StoreError::Barrier)?;
         }
@@ -190,6 +195,8 @@ pub(crate) fn write_new_segment(
     if let Some(b) = batches.first() {
         let _ = schema.set(b.schema());
     }
+    let persons = Arc::new(std::sync::OnceLock::new());
+    let _ = persons.set(crate::person_filter::PersonFilter::of_batches(batches)?);
     Ok(SegmentMeta {
         id,
         partition,
@@ -200,5 +207,7 @@ pub(crate) fn write_new_segment(
         max_time_ms,
         wrapped_key: wrapped,
         schema,
+        persons,
+        person_range: None,
     })
 }

@@ -21,6 +21,7 @@ mod flush;
 mod layout;
 mod manifest;
 mod parallel;
+mod person_filter;
 mod profiles;
 mod rectify;
 mod segment;
@@ -86,3 +87,5 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> S
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_run;

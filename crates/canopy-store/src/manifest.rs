@@ -1,5 +1,5 @@
 //! The manifest: which segments are live, their wrapped data keys, and the WAL checkpoint.
-//! Persisted as versioned JSON (`ManifestV1`), separate from the in-memory [`SegmentMeta`], and
+//! Persisted as versioned JSON (`ManifestOnDisk`, version 2), separate from the in-memory [`SegmentMeta`], and
 //! replaced atomically: write a temporary file, fsync, rename over, fsync the directory.
 
 use crate::layout::{Month, Partition, Table};
@@ -26,6 +26,13 @@ pub struct SegmentMeta {
     /// The Arrow schema, known after writing or after the first footer read (not persisted:
     /// the footer is the source of truth).
     pub schema: Arc<OnceLock<SchemaRef>>,
+    /// Which persons the segment holds (set when written, or at the first verification scan
+    /// after a start; not persisted: the file is the source of truth).
+    pub(crate) persons: Arc<OnceLock<crate::person_filter::PersonFilter>>,
+    /// For a segment of its partition's sorted run: the first and last person key it holds
+    /// (the run's segments never overlap). `None` for a segment written by a flush since the
+    /// last merge, which may hold any person of the partition's bucket.
+    pub person_range: Option<(u64, u64)>,
 }
 
 /// The whole manifest, in memory.
@@ -39,22 +46,24 @@ pub(crate) struct Manifest {
 }
 
 const FORMAT: &str = "canopy-manifest";
+/// Version 2 added each segment's `person_range`; version 1 manifests are still read.
+const VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ManifestV1 {
+struct ManifestOnDisk {
     format: String,
     version: u32,
     generation: u64,
     buckets: u32,
     next_segment_id: u64,
     wal_checkpoint: u64,
-    segments: Vec<SegmentV1>,
+    segments: Vec<SegmentOnDisk>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SegmentV1 {
+struct SegmentOnDisk {
     id: u64,
     project: u64,
     table: Table,
@@ -66,6 +75,9 @@ struct SegmentV1 {
     min_time_ms: i64,
     max_time_ms: i64,
     wrapped_key: String,
+    /// Added in version 2 (absent in version 1 manifests: no segment was in a sorted run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    person_range: Option<[u64; 2]>,
 }
 
 pub(crate) fn manifest_path(data_dir: &Path) -> PathBuf {
@@ -80,9 +92,9 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let v: ManifestV1 = serde_json::from_str(&text)
+        let v: ManifestOnDisk = serde_json::from_str(&text)
             .map_err(|e| StoreError::Manifest(format!("{}: {e}", path.display())))?;
-        if v.format != FORMAT || v.version != 1 {
+        if v.format != FORMAT || !(1..=VERSION).contains(&v.version) {
             return Err(StoreError::Manifest(format!(
                 "{}: unsupported manifest version {}",
                 path.display(),
@@ -108,6 +120,8 @@ impl Manifest {
                 max_time_ms: s.max_time_ms,
                 wrapped_key: WrappedKey::from_hex(&s.wrapped_key)?,
                 schema: Arc::default(),
+                persons: Arc::default(),
+                person_range: s.person_range.map(|[a, b]| (a, b)),
             });
         }
         Ok(Some(Manifest {
@@ -122,9 +136,9 @@ impl Manifest {
     /// Persists the manifest atomically, bumping its generation.
     pub(crate) fn store(&mut self, data_dir: &Path) -> Result<()> {
         self.generation += 1;
-        let v = ManifestV1 {
+        let v = ManifestOnDisk {
             format: FORMAT.into(),
-            version: 1,
+            version: VERSION,
             generation: self.generation,
             buckets: self.buckets,
             next_segment_id: self.next_segment_id,
@@ -132,7 +146,7 @@ impl Manifest {
             segments: self
                 .segments
                 .iter()
-                .map(|s| SegmentV1 {
+                .map(|s| SegmentOnDisk {
                     id: s.id,
                     project: s.partition.project.0,
                     table: s.partition.table,
@@ -144,6 +158,7 @@ impl Manifest {
                     min_time_ms: s.min_time_ms,
                     max_time_ms: s.max_time_ms,
                     wrapped_key: s.wrapped_key.to_hex(),
+                    person_range: s.person_range.map(|(a, b)| [a, b]),
                 })
                 .collect(),
         };

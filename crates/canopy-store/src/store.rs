@@ -30,7 +30,8 @@ pub struct StoreConfig {
     pub max_tail_rows: usize,
     /// Merge a partition's segments once it has this many.
     pub compaction_min_segments: usize,
-    /// Never merge beyond this many rows per segment.
+    /// A partition's sorted run is cut into segments of at most this many rows (erasing one
+    /// person rewrites about one such segment per month).
     pub max_segment_rows: u64,
     pub dedup_window: Duration,
     pub dedup_capacity: usize,
@@ -62,7 +63,7 @@ impl StoreConfig {
             flush_interval: Duration::from_secs(10),
             max_tail_rows: 1_000_000,
             compaction_min_segments: 4,
-            max_segment_rows: 2_000_000,
+            max_segment_rows: 262_144,
             dedup_window: Duration::from_secs(24 * 3600),
             dedup_capacity: 2_000_000,
             fsync: true,

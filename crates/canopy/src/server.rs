@@ -142,6 +142,20 @@ pub async fn start(config: &Config, lock: File, announce: bool) -> Result<Runnin
     .context("store start-up task")?
     .context("opening the event store")?;
     let replayed = replay_identities(opened.control.as_ref(), &store, &identity)?;
+    // Person filters of the segments found on disk, built in the background so the first
+    // erasure's verification need not read every segment's person column.
+    let warming = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        match warming.warm_person_filters() {
+            Ok(n) => tracing::info!(
+                segments = n,
+                ms = started.elapsed().as_millis() as u64,
+                "person filters built"
+            ),
+            Err(e) => tracing::warn!(error = %e, "person filters not built; erasures read more"),
+        }
+    });
     tracing::info!(
         replayed_records = report.records_replayed,
         truncated_bytes = report.bytes_truncated,

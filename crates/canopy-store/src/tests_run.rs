@@ -1,0 +1,188 @@
+//! Sorted runs: compaction cuts a partition into segments of disjoint person ranges, and an
+//! erasure then reads and rewrites only the segment holding the person.
+
+use crate::{Store, StoreConfig, Table};
+use canopy_crypto::MemoryKeyring as Keys;
+use canopy_types::{Event, PersonKey, ProjectId, Record, SystemClock};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+const P: ProjectId = ProjectId(1);
+const PERSONS: u64 = 50;
+
+/// Event `i` of person `i % 50 + 1`, in one of three months.
+fn ev(i: u64) -> Record {
+    let mut props = serde_json::Map::new();
+    props.insert("i".into(), i.into());
+    Record::Event(Event {
+        project: P,
+        name: "e".into(),
+        time_ms: 1_700_000_000_000 + (i as i64 % 3) * 31 * 86_400_000 + i as i64,
+        distinct_id: format!("u{}", i % PERSONS),
+        person: PersonKey(i % PERSONS + 1),
+        insert_id: String::new(),
+        received_ms: 0,
+        properties: props,
+        ip: None,
+    })
+}
+
+fn config(dir: &std::path::Path) -> StoreConfig {
+    let mut c = StoreConfig::new(dir);
+    c.background = false;
+    c.buckets = 2;
+    c.compaction_min_segments = 2;
+    c.max_segment_rows = 40;
+    c
+}
+
+/// A store whose `rounds` flushes of 600 events each were compacted.
+fn compacted(dir: &std::path::Path, keys: Arc<Keys>, rounds: u64) -> Store {
+    let (store, _) = Store::open(config(dir), keys, Arc::new(SystemClock)).unwrap();
+    for r in 0..rounds {
+        store
+            .append_blocking(P, (r * 600..(r + 1) * 600).map(ev).collect())
+            .unwrap();
+        store.flush_now().unwrap();
+    }
+    store.compact_now().unwrap();
+    store
+}
+
+/// The persons each segment really holds, read back.
+fn persons_by_segment(store: &Store) -> HashMap<u64, HashSet<u64>> {
+    let mut out = HashMap::new();
+    for s in store.snapshot(P).segments {
+        let key = store.segment_key(&s).unwrap();
+        let rows = crate::read_segment(&store.segment_path(&s), &key, s.id).unwrap();
+        let set: &mut HashSet<u64> = out.entry(s.id).or_default();
+        for b in rows {
+            for e in crate::batch_to_events(&b, P).unwrap() {
+                set.insert(e.person.0);
+            }
+        }
+    }
+    out
+}
+
+fn assert_sorted_runs(store: &Store) {
+    let held = persons_by_segment(store);
+    let mut by_partition: BTreeMap<_, Vec<_>> = BTreeMap::new();
+    for s in store.snapshot(P).segments {
+        by_partition.entry(s.partition).or_default().push(s);
+    }
+    for (partition, mut segs) in by_partition {
+        assert!(segs.iter().all(|s| s.person_range.is_some()), "{partition:?}");
+        segs.sort_by_key(|s| s.person_range);
+        for pair in segs.windows(2) {
+            let (a, b) = (pair[0].person_range.unwrap(), pair[1].person_range.unwrap());
+            assert!(a.1 < b.0, "overlapping pieces {a:?} {b:?}");
+        }
+        for s in &segs {
+            let (lo, hi) = s.person_range.unwrap();
+            assert!(held[&s.id].iter().all(|p| (lo..=hi).contains(p)));
+            // 12 events per person per month here: at most 40 rows unless one person alone.
+            assert!(s.rows <= 40, "{} rows", s.rows);
+        }
+    }
+}
+
+#[test]
+fn compaction_cuts_each_partition_into_a_sorted_run_of_disjoint_person_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(Keys::default());
+    let store = compacted(dir.path(), keys.clone(), 3);
+    assert_eq!(store.stats().segment_rows, 1800);
+    assert!(store.stats().segments > 6, "partitions were cut into pieces");
+    assert_sorted_runs(&store);
+    // The ranges survive a restart (manifest version 2).
+    let before: HashMap<u64, Option<(u64, u64)>> = store
+        .snapshot(P)
+        .segments
+        .iter()
+        .map(|s| (s.id, s.person_range))
+        .collect();
+    drop(store);
+    let (store, _) = Store::open(config(dir.path()), keys, Arc::new(SystemClock)).unwrap();
+    let after: HashMap<u64, Option<(u64, u64)>> = store
+        .snapshot(P)
+        .segments
+        .iter()
+        .map(|s| (s.id, s.person_range))
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn erasing_one_person_reads_and_rewrites_only_the_pieces_holding_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = compacted(dir.path(), Arc::new(Keys::default()), 3);
+    let segments = store.stats().segments;
+    let erased: HashSet<u64> = [7].into();
+    let report = store
+        .erase_persons(P, &erased, Duration::from_secs(5))
+        .unwrap();
+    // Person 7 has events in three months: one piece each, nothing else read.
+    assert_eq!(report.event_rows, 36);
+    assert_eq!(report.segments_scanned, 3, "of {segments} segments");
+    assert_eq!(report.segments_rewritten, 3);
+    // The rewritten pieces keep their ranges; the runs are still sorted and disjoint.
+    assert_sorted_runs(&store);
+    let found = store.count_person_rows(P, &erased).unwrap();
+    assert_eq!(found.total(), 0);
+    assert_eq!(found.segments_scanned, segments);
+    assert_eq!(found.segments_read, 0, "every filter rules person 7 out");
+    // Everyone else is intact.
+    let others: HashSet<u64> = (1..=PERSONS).filter(|p| *p != 7).collect();
+    let left = store.count_person_rows(P, &others).unwrap();
+    assert_eq!(left.total(), 1800 - 36);
+}
+
+#[test]
+fn new_segments_wait_until_they_are_a_fair_share_of_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = compacted(dir.path(), Arc::new(Keys::default()), 4);
+    let run = store.stats().segments;
+    // One event per partition: new files, but far fewer rows than the run holds.
+    for i in 0..3u64 {
+        store.append_blocking(P, vec![ev(2400 + i)]).unwrap();
+        store.flush_now().unwrap();
+    }
+    assert_eq!(store.compact_now().unwrap(), 0, "the run is not rewritten for 3 events");
+    assert_eq!(store.stats().segments, run + 3);
+    // A share of new rows makes it worth it: merged into the run, cut again.
+    store
+        .append_blocking(P, (3000..3700).map(ev).collect())
+        .unwrap();
+    store.flush_now().unwrap();
+    assert!(store.compact_now().unwrap() > 0);
+    assert_sorted_runs(&store);
+    assert_eq!(store.stats().segment_rows, 2400 + 3 + 700);
+}
+
+#[test]
+fn a_version_1_manifest_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(Keys::default());
+    let (store, _) = Store::open(config(dir.path()), keys.clone(), Arc::new(SystemClock)).unwrap();
+    store
+        .append_blocking(P, (0..100).map(ev).collect())
+        .unwrap();
+    store.flush_now().unwrap();
+    drop(store);
+    // Flushed segments have no range, so their entries are exactly version 1's.
+    let path = dir.path().join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"version\": 2") && !text.contains("person_range"));
+    std::fs::write(&path, text.replace("\"version\": 2", "\"version\": 1")).unwrap();
+    let (store, _) = Store::open(config(dir.path()), keys, Arc::new(SystemClock)).unwrap();
+    assert_eq!(store.stats().segment_rows, 100);
+    assert!(
+        store
+            .snapshot(P)
+            .segments
+            .iter()
+            .all(|s| s.person_range.is_none() && s.partition.table == Table::Events)
+    );
+}
