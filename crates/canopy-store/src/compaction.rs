@@ -27,8 +27,20 @@ const NEW_ROWS_SHARE: u64 = 4;
 /// ...unless this many new segments have piled up.
 const MAX_NEW_SEGMENTS: usize = 16;
 
-/// Which segments of one partition a merge takes: all of them, or none yet.
-fn plan_partition(segs: &[&SegmentMeta], min_segments: usize) -> Option<Vec<u64>> {
+/// What a merge of one partition does.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    /// Fold these new segments into the run (all its segments) and cut it again.
+    IntoRun(Vec<u64>),
+    /// Merge only these new segments into one (the run is too large to rewrite for them yet).
+    NewOnly(Vec<u64>),
+}
+
+/// How to merge one partition, if at all (once it has `min_segments` files, counting the run
+/// as one): the new segments go into the run once they are a fair share of it; until then
+/// they are merged among themselves, so the partition stays a few files without the run
+/// being rewritten for every flush.
+fn plan_partition(segs: &[&SegmentMeta], min_segments: usize) -> Option<Plan> {
     let (run, new): (Vec<&&SegmentMeta>, Vec<&&SegmentMeta>) =
         segs.iter().partition(|s| s.person_range.is_some());
     let files = new.len() + usize::from(!run.is_empty());
@@ -37,10 +49,10 @@ fn plan_partition(segs: &[&SegmentMeta], min_segments: usize) -> Option<Vec<u64>
     }
     let run_rows: u64 = run.iter().map(|s| s.rows).sum();
     let new_rows: u64 = new.iter().map(|s| s.rows).sum();
-    if new_rows * NEW_ROWS_SHARE < run_rows && new.len() < MAX_NEW_SEGMENTS {
-        return None;
+    if new_rows * NEW_ROWS_SHARE >= run_rows || new.len() >= MAX_NEW_SEGMENTS {
+        return Some(Plan::IntoRun(segs.iter().map(|s| s.id).collect()));
     }
-    Some(segs.iter().map(|s| s.id).collect())
+    (new.len() >= 2).then(|| Plan::NewOnly(new.iter().map(|s| s.id).collect()))
 }
 
 /// Merges up to [`GROUPS_PER_CALL`] partitions; returns how many merges ran.
@@ -50,10 +62,10 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
     for s in &manifest.segments {
         by_partition.entry(s.partition).or_default().push(s);
     }
-    let mut plans: Vec<(Partition, Vec<u64>)> = Vec::new();
+    let mut plans: Vec<(Partition, Plan)> = Vec::new();
     for (partition, segs) in by_partition {
-        if let Some(ids) = plan_partition(&segs, inner.config.compaction_min_segments) {
-            plans.push((partition, ids));
+        if let Some(plan) = plan_partition(&segs, inner.config.compaction_min_segments) {
+            plans.push((partition, plan));
         }
         if plans.len() >= GROUPS_PER_CALL {
             break;
@@ -64,14 +76,18 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
     }
     let mut replaced: Vec<u64> = Vec::new();
     let mut added: Vec<SegmentMeta> = Vec::new();
-    for (partition, ids) in &plans {
+    for (partition, plan) in &plans {
+        let (ids, cut) = match plan {
+            Plan::IntoRun(ids) => (ids, true),
+            Plan::NewOnly(ids) => (ids, false),
+        };
         let olds: Vec<SegmentMeta> = manifest
             .segments
             .iter()
             .filter(|s| ids.contains(&s.id))
             .cloned()
             .collect();
-        added.extend(merge(inner, &mut manifest, *partition, &olds)?);
+        added.extend(merge(inner, &mut manifest, *partition, &olds, cut)?);
         replaced.extend(ids);
     }
     let replaced: HashSet<u64> = replaced.into_iter().collect();
@@ -84,13 +100,15 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
     Ok(plans.len())
 }
 
-/// Merges `olds` into a new sorted run: segments of at most `max_segment_rows` rows (a person
-/// is never cut in two), each knowing its person-key range.
+/// Merges `olds` into a new sorted run when `cut` (segments of at most `max_segment_rows`
+/// rows, a person never cut in two, each knowing its person-key range), or else into one new
+/// segment outside the run.
 fn merge(
     inner: &Inner,
     manifest: &mut crate::manifest::Manifest,
     partition: Partition,
     olds: &[SegmentMeta],
+    cut: bool,
 ) -> Result<Vec<SegmentMeta>> {
     let project = partition.project;
     let mut batches = Vec::new();
@@ -106,14 +124,23 @@ fn merge(
         )?);
     }
     let batch = merge_sorted(&batches)?;
-    let persons = batch
-        .column_by_name("person")
-        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-        .ok_or_else(|| crate::StoreError::Manifest("segment person column is not UInt64".into()))?;
     let whole = (
         olds.iter().map(|s| s.min_time_ms).min().unwrap_or(0),
         olds.iter().map(|s| s.max_time_ms).max().unwrap_or(0),
     );
+    if !cut {
+        return Ok(vec![new_segment(
+            inner,
+            manifest,
+            partition,
+            &[batch],
+            whole,
+        )?]);
+    }
+    let persons = batch
+        .column_by_name("person")
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .ok_or_else(|| crate::StoreError::Manifest("segment person column is not UInt64".into()))?;
     let mut out = Vec::new();
     for (from, to) in run_cuts(persons, inner.config.max_segment_rows.max(1) as usize) {
         let piece = batch.slice(from, to - from);
@@ -131,10 +158,7 @@ fn time_range_of(batch: &RecordBatch) -> Option<(i64, i64)> {
         .column_by_name("time")?
         .as_any()
         .downcast_ref::<arrow::array::TimestampMillisecondArray>()?;
-    Some((
-        arrow::compute::min(times)?,
-        arrow::compute::max(times)?,
-    ))
+    Some((arrow::compute::min(times)?, arrow::compute::max(times)?))
 }
 
 /// Where to cut rows sorted by person into pieces of about equal size and at most `max` rows
@@ -142,11 +166,13 @@ fn time_range_of(batch: &RecordBatch) -> Option<(i64, i64)> {
 pub(crate) fn run_cuts(persons: &UInt64Array, max: usize) -> Vec<(usize, usize)> {
     let n = persons.len();
     let max = max.max(1);
-    let even = n.div_ceil(n.div_ceil(max).max(1)).max(1);
     let mut cuts = Vec::with_capacity(n.div_ceil(max));
     let mut from = 0;
     while from < n {
-        let mut to = (from + even).min(n);
+        // Even shares of what is left, so a cut moved to a person boundary does not leave a
+        // sliver of a segment at the end.
+        let left = n - from;
+        let mut to = from + left.div_ceil(left.div_ceil(max));
         // Back off to the last person boundary...
         while to > from && to < n && persons.value(to) == persons.value(to - 1) {
             to -= 1;

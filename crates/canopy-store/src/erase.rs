@@ -5,13 +5,14 @@
 //! old file is unlinked once no query holds it. A later scan ([`Store::count_person_rows`])
 //! proves what is left.
 
+use crate::erase_verify::person_array;
 use crate::flush::{flush_frozen, write_new_segment};
 use crate::layout::Table;
 use crate::manifest::SegmentMeta;
-use crate::segment::{read_segment, read_segment_column};
+use crate::segment::read_segment;
 use crate::store::{Inner, Store};
 use crate::{Result, StoreError};
-use arrow::array::{Array, BooleanArray, UInt64Array};
+use arrow::array::BooleanArray;
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use canopy_types::{PersonKey, ProjectId};
@@ -33,26 +34,11 @@ pub struct ErasureReport {
     pub segments_dropped: usize,
     /// Segments of the keys' buckets that were read.
     pub segments_scanned: usize,
+    /// Ids of the segments replaced (their files are unlinked once no query holds them).
+    pub replaced: Vec<u64>,
     /// Every replaced file was unlinked (false: a long query still held one when the wait
     /// ended; it is unlinked when that query ends, and its key is already gone).
     pub old_files_unlinked: bool,
-}
-
-/// Rows still stored under a set of person keys.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RowsFound {
-    /// Segments checked: every live segment of the project.
-    pub segments_scanned: usize,
-    /// Of those, segments whose person filter could not rule the keys out, read in full.
-    pub segments_read: usize,
-    pub segment_rows: u64,
-    pub tail_rows: u64,
-}
-
-impl RowsFound {
-    pub fn total(&self) -> u64 {
-        self.segment_rows + self.tail_rows
-    }
 }
 
 /// Which rows a rewrite removes.
@@ -100,7 +86,7 @@ impl RowSelector<'_> {
     }
 
     /// How many records of a tail chunk are selected (profile updates only by person).
-    fn tail_rows(&self, chunk: &crate::tail::TailChunk) -> u64 {
+    pub(crate) fn tail_rows(&self, chunk: &crate::tail::TailChunk) -> u64 {
         let events = chunk
             .events
             .iter()
@@ -156,6 +142,41 @@ pub(crate) struct Rewrite {
     pub old: Arc<SegmentMeta>,
     pub kept: Vec<RecordBatch>,
     pub removed: HashMap<u64, u64>,
+}
+
+/// A segment replaced by a rewrite: its replacement (already written under a fresh key and
+/// the id reserved for it; `None` when no row was left) and what was removed.
+struct Replaced {
+    old: Arc<SegmentMeta>,
+    new: Option<SegmentMeta>,
+    removed: HashMap<u64, u64>,
+}
+
+/// Reads one candidate, lets `rewrite_one` decide, and writes the replacement as segment `id`.
+fn replace_one(
+    inner: &Inner,
+    id: u64,
+    s: &Arc<SegmentMeta>,
+    rewrite_one: &(impl Fn(&Inner, &Arc<SegmentMeta>) -> Result<Option<Rewrite>> + Sync),
+) -> Result<Option<Replaced>> {
+    let Some(rw) = rewrite_one(inner, s)? else {
+        return Ok(None);
+    };
+    let kept: Vec<RecordBatch> = rw.kept.into_iter().filter(|b| b.num_rows() > 0).collect();
+    let new = if kept.is_empty() {
+        None
+    } else {
+        let range = (rw.old.min_time_ms, rw.old.max_time_ms);
+        let mut meta = write_new_segment(inner, id, rw.old.partition, &kept, range)?;
+        // Fewer rows of the same persons: still the same piece of the sorted run.
+        meta.person_range = rw.old.person_range;
+        Some(meta)
+    };
+    Ok(Some(Replaced {
+        old: rw.old,
+        new,
+        removed: rw.removed,
+    }))
 }
 
 impl Store {
@@ -222,8 +243,9 @@ impl Store {
     }
 
     /// The rewrite every deletion and correction shares: flush the tail (deleting its WAL
-    /// files), let `rewrite_one` decide for each candidate segment what replaces it, write the
-    /// replacements under fresh keys, swap the manifest, unlink the old files.
+    /// files), let `rewrite_one` decide for each candidate segment what replaces it and write
+    /// that under a fresh key at once (so memory holds one segment per core, not the rows of
+    /// every segment touched), then swap the manifest for all of them and unlink the old files.
     pub(crate) fn rewrite(
         &self,
         project: ProjectId,
@@ -235,95 +257,97 @@ impl Store {
         let mut report = ErasureReport::default();
         let t0 = Instant::now();
         let replaced: Vec<u64> = {
+            // Held to the end: no flush or compaction allocates segment ids or swaps the
+            // manifest meanwhile.
             let _guard = inner.flush_lock.lock();
             inner.wal.rotate_blocking()?;
             report.tail_records_flushed = flush_frozen(inner)?;
             let t_flush = t0.elapsed();
-            let candidates: Vec<Arc<SegmentMeta>> = inner
+            let first_id = inner.manifest.lock().next_segment_id;
+            let candidates: Vec<(u64, Arc<SegmentMeta>)> = inner
                 .segments
                 .read()
                 .iter()
                 .filter(|s| s.partition.project == project && candidate(s))
                 .cloned()
+                .enumerate()
+                .map(|(i, s)| (first_id + i as u64, s))
                 .collect();
             report.segments_scanned = candidates.len();
             let results = crate::parallel::map_on_cores(
                 &candidates,
-                |s| rewrite_one(inner, s),
+                |(id, s)| replace_one(inner, *id, s, &rewrite_one),
                 || Err(StoreError::Manifest("a rewrite worker panicked".into())),
             );
-            let mut rewrites = Vec::new();
+            let mut done = Vec::new();
+            let mut failure = None;
             for r in results {
-                if let Some(rw) = r? {
-                    rewrites.push(rw);
+                match r {
+                    Ok(Some(d)) => done.push(d),
+                    Ok(None) => {}
+                    Err(e) => failure = Some(e),
                 }
             }
-            let t_read = t0.elapsed();
-            if rewrites.is_empty() {
+            if let Some(e) = failure {
+                // Nothing was swapped: the new files are orphans; remove them now.
+                for d in &done {
+                    if let Some(meta) = &d.new {
+                        let _ = std::fs::remove_file(inner.config.data_dir.join(&meta.file));
+                    }
+                }
+                return Err(e);
+            }
+            if done.is_empty() {
                 return Ok(ErasureReport {
                     old_files_unlinked: true,
                     ..report
                 });
             }
-            self.swap_rewritten(&rewrites, &mut report)?;
+            let mut manifest = inner.manifest.lock().clone();
+            manifest.next_segment_id = first_id + candidates.len() as u64;
+            self.swap_rewritten(manifest, done, &mut report)?;
             tracing::debug!(
                 flush_ms = t_flush.as_millis(),
-                read_ms = (t_read - t_flush).as_millis(),
-                write_ms = (t0.elapsed() - t_read).as_millis(),
+                rewrite_ms = (t0.elapsed() - t_flush).as_millis(),
+                segments = report.segments_rewritten + report.segments_dropped,
                 "rewrite"
             );
-            rewrites.iter().map(|r| r.old.id).collect()
+            report.replaced.clone()
         };
         report.old_files_unlinked = self.await_unlink(&replaced, unlink_wait);
         Ok(report)
     }
 
-    /// Writes the kept rows of each rewritten segment under a fresh key, then swaps the
-    /// manifest (dropping the old wrapped keys) and the live segment list in one step.
-    fn swap_rewritten(&self, rewrites: &[Rewrite], report: &mut ErasureReport) -> Result<()> {
-        let inner = &self.inner;
-        let mut manifest = inner.manifest.lock().clone();
-        let jobs: Vec<(u64, &Rewrite)> = rewrites
-            .iter()
-            .filter(|r| r.kept.iter().any(|b| b.num_rows() > 0))
-            .enumerate()
-            .map(|(i, r)| (manifest.next_segment_id + i as u64, r))
-            .collect();
-        manifest.next_segment_id += jobs.len() as u64;
-        let written = crate::parallel::map_on_cores(
-            &jobs,
-            |(id, r)| {
-                let kept: Vec<RecordBatch> = r
-                    .kept
-                    .iter()
-                    .filter(|b| b.num_rows() > 0)
-                    .cloned()
-                    .collect();
-                let range = (r.old.min_time_ms, r.old.max_time_ms);
-                // Fewer rows of the same persons: still the same piece of the sorted run.
-                write_new_segment(inner, *id, r.old.partition, &kept, range).map(|mut meta| {
-                    meta.person_range = r.old.person_range;
-                    meta
-                })
-            },
-            || Err(StoreError::Manifest("an erasure writer panicked".into())),
-        );
-        let added = written.into_iter().collect::<Result<Vec<SegmentMeta>>>()?;
-        report.segments_rewritten = added.len();
-        report.segments_dropped = rewrites.len() - added.len();
-        for r in rewrites {
-            let n: u64 = r.removed.values().sum();
-            match r.old.partition.table {
+    /// Swaps the manifest (dropping the old wrapped keys) and the live segment list for the
+    /// replacements in one step, and adds up what was removed.
+    fn swap_rewritten(
+        &self,
+        manifest: crate::manifest::Manifest,
+        done: Vec<Replaced>,
+        report: &mut ErasureReport,
+    ) -> Result<()> {
+        let mut added = Vec::new();
+        for d in &done {
+            let n: u64 = d.removed.values().sum();
+            match d.old.partition.table {
                 Table::Events => report.event_rows += n,
                 Table::ProfileUpdates => report.profile_rows += n,
             }
-            for (k, v) in &r.removed {
+            for (k, v) in &d.removed {
                 *report.rows_by_key.entry(*k).or_default() += v;
             }
+            match &d.new {
+                Some(meta) => {
+                    report.segments_rewritten += 1;
+                    added.push(meta.clone());
+                }
+                None => report.segments_dropped += 1,
+            }
+            report.replaced.push(d.old.id);
         }
-        let old_ids: HashSet<u64> = rewrites.iter().map(|r| r.old.id).collect();
-        crate::compaction::replace_segments(inner, manifest, &old_ids, added)?;
-        metrics::counter!("canopy_store_erasure_rewrites_total").increment(rewrites.len() as u64);
+        let old_ids: HashSet<u64> = report.replaced.iter().copied().collect();
+        crate::compaction::replace_segments(&self.inner, manifest, &old_ids, added)?;
+        metrics::counter!("canopy_store_erasure_rewrites_total").increment(done.len() as u64);
         Ok(())
     }
 
@@ -347,100 +371,6 @@ impl Store {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-
-    /// Counts the rows of `project` stored under one of `keys`, over every segment of the
-    /// project (not only the keys' buckets: the proof does not rely on the partitioning it
-    /// checks) and the tail. A segment whose person filter rules every key out holds none of
-    /// them; the others have their person column read and counted (a segment found on disk at
-    /// start-up gets its filter from that read).
-    pub fn count_person_rows(&self, project: ProjectId, keys: &HashSet<u64>) -> Result<RowsFound> {
-        let snapshot = self.snapshot(project);
-        let counts = crate::parallel::map_on_cores(
-            &snapshot.segments,
-            |s| -> Result<Option<u64>> {
-                if let Some(filter) = s.persons.get()
-                    && !keys.iter().any(|k| filter.may_contain(*k))
-                {
-                    return Ok(None);
-                }
-                let key = self.segment_key(s)?;
-                let columns = read_segment_column(&self.segment_path(s), &key, s.id, "person")?;
-                if s.persons.get().is_none() {
-                    let _ = s
-                        .persons
-                        .set(crate::person_filter::PersonFilter::of_columns(&columns)?);
-                }
-                let mut n = 0;
-                for c in columns {
-                    let persons = person_array(&c)?;
-                    n += persons.values().iter().filter(|p| keys.contains(p)).count() as u64;
-                }
-                Ok(Some(n))
-            },
-            || {
-                Err(StoreError::Manifest(
-                    "a verification worker panicked".into(),
-                ))
-            },
-        );
-        let mut found = RowsFound {
-            segments_scanned: snapshot.segments.len(),
-            ..Default::default()
-        };
-        for c in counts {
-            if let Some(n) = c? {
-                found.segments_read += 1;
-                found.segment_rows += n;
-            }
-        }
-        let persons = RowSelector::Persons(keys);
-        for chunk in &snapshot.tail {
-            found.tail_rows += persons.tail_rows(chunk);
-        }
-        Ok(found)
-    }
-
-    /// Builds the person filter of every live segment that lacks one (those found on disk at
-    /// start-up), so the first erasure's verification need not read them; returns how many.
-    pub fn warm_person_filters(&self) -> Result<usize> {
-        let missing: Vec<Arc<SegmentMeta>> = self
-            .inner
-            .segments
-            .read()
-            .iter()
-            .filter(|s| s.persons.get().is_none())
-            .cloned()
-            .collect();
-        let built = crate::parallel::map_on_cores(
-            &missing,
-            |s| -> Result<()> {
-                let key = self.segment_key(s)?;
-                let columns = read_segment_column(&self.segment_path(s), &key, s.id, "person")?;
-                let _ = s
-                    .persons
-                    .set(crate::person_filter::PersonFilter::of_columns(&columns)?);
-                Ok(())
-            },
-            || Err(StoreError::Manifest("a filter worker panicked".into())),
-        );
-        built.into_iter().collect::<Result<Vec<()>>>()?;
-        let bytes: usize = self
-            .inner
-            .segments
-            .read()
-            .iter()
-            .filter_map(|s| s.persons.get().map(|f| f.heap_bytes()))
-            .sum();
-        metrics::gauge!("canopy_store_person_filter_bytes").set(bytes as f64);
-        Ok(missing.len())
-    }
-}
-
-fn person_array(column: &Arc<dyn Array>) -> Result<&UInt64Array> {
-    column
-        .as_any()
-        .downcast_ref::<UInt64Array>()
-        .ok_or_else(|| StoreError::Manifest("segment person column is not UInt64".into()))
 }
 
 /// Reads one segment and, when it holds rows of `keys`, returns the rows to keep.
@@ -452,7 +382,7 @@ pub(crate) fn read_for_rewrite(inner: &Inner, s: &SegmentMeta) -> Result<Vec<Rec
     read_segment(&inner.config.data_dir.join(&s.file), &key, s.id)
 }
 
-fn filter_segment(
+pub(crate) fn filter_segment(
     inner: &Inner,
     s: &Arc<SegmentMeta>,
     selector: &RowSelector<'_>,

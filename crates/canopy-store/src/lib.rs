@@ -17,6 +17,7 @@ mod columns;
 mod compaction;
 mod dedup;
 mod erase;
+mod erase_verify;
 mod flush;
 mod layout;
 mod manifest;
@@ -33,7 +34,8 @@ pub use columns::{
     EVENT_FIXED_COLUMNS, PROPERTY_COLUMN_PREFIX, batch_to_events, events_to_batch,
     property_of_column,
 };
-pub use erase::{ErasureReport, RowSelector, RowsFound};
+pub use erase::{ErasureReport, RowSelector};
+pub use erase_verify::RowsFound;
 pub use layout::{Month, Table};
 pub use manifest::SegmentMeta;
 pub use profiles::{SeqUpdate, TAIL_SEQ_BASE, batch_to_profiles, profiles_to_batch};

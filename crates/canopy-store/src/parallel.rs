@@ -1,7 +1,12 @@
 //! Running independent per-segment jobs (build, write, rewrite) on all cores.
 
-/// Applies `f` to every job on up to one thread per core, keeping the jobs' order. A worker
-/// that panics yields `on_panic()` for each of its jobs instead of taking the caller down.
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Applies `f` to every job on up to one thread per core, keeping the jobs' order. Threads
+/// take the next job as they finish one, so a few large segments among many small ones do
+/// not leave a core idle. A job that panics yields `on_panic()` instead of taking the caller
+/// down.
 pub(crate) fn map_on_cores<J: Sync, R: Send>(
     jobs: &[J],
     f: impl Fn(&J) -> R + Sync,
@@ -10,26 +15,38 @@ pub(crate) fn map_on_cores<J: Sync, R: Send>(
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(jobs.len().max(1));
-    let per_thread = jobs.len().div_ceil(threads.max(1)).max(1);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .chunks(per_thread)
-            .map(|chunk| {
-                (
-                    chunk.len(),
-                    scope.spawn(move || chunk.iter().map(f).collect()),
-                )
+    let next = AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let finished: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else {
+                            break;
+                        };
+                        if let Ok(r) = catch_unwind(AssertUnwindSafe(|| f(job))) {
+                            done.push((i, r));
+                        }
+                    }
+                    done
+                })
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|(n, h)| {
-                h.join()
-                    .unwrap_or_else(|_| (0..n).map(|_| on_panic()).collect::<Vec<R>>())
-            })
+            .flat_map(|h| h.join().unwrap_or_default())
             .collect()
-    })
+    });
+    let mut out: Vec<Option<R>> = (0..jobs.len()).map(|_| None).collect();
+    for (i, r) in finished {
+        out[i] = Some(r);
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(&on_panic))
+        .collect()
 }
 
 #[cfg(test)]

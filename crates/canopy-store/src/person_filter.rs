@@ -36,9 +36,9 @@ impl PersonFilter {
         let columns = batches
             .iter()
             .map(|b| {
-                b.column_by_name("person").cloned().ok_or_else(|| {
-                    StoreError::Manifest("segment lacks the person column".into())
-                })
+                b.column_by_name("person")
+                    .cloned()
+                    .ok_or_else(|| StoreError::Manifest("segment lacks the person column".into()))
             })
             .collect::<Result<Vec<ArrayRef>>>()?;
         Self::of_columns(&columns)
@@ -48,10 +48,9 @@ impl PersonFilter {
     pub(crate) fn of_columns(columns: &[ArrayRef]) -> Result<Self> {
         let mut keys = Vec::new();
         for c in columns {
-            let persons = c
-                .as_any()
-                .downcast_ref::<UInt64Array>()
-                .ok_or_else(|| StoreError::Manifest("segment person column is not UInt64".into()))?;
+            let persons = c.as_any().downcast_ref::<UInt64Array>().ok_or_else(|| {
+                StoreError::Manifest("segment person column is not UInt64".into())
+            })?;
             keys.extend(persons.iter().flatten());
         }
         Ok(Self::of_keys(keys))

@@ -63,7 +63,7 @@ impl StoreConfig {
             flush_interval: Duration::from_secs(10),
             max_tail_rows: 1_000_000,
             compaction_min_segments: 4,
-            max_segment_rows: 262_144,
+            max_segment_rows: 131_072,
             dedup_window: Duration::from_secs(24 * 3600),
             dedup_capacity: 2_000_000,
             fsync: true,

@@ -73,7 +73,10 @@ fn assert_sorted_runs(store: &Store) {
         by_partition.entry(s.partition).or_default().push(s);
     }
     for (partition, mut segs) in by_partition {
-        assert!(segs.iter().all(|s| s.person_range.is_some()), "{partition:?}");
+        assert!(
+            segs.iter().all(|s| s.person_range.is_some()),
+            "{partition:?}"
+        );
         segs.sort_by_key(|s| s.person_range);
         for pair in segs.windows(2) {
             let (a, b) = (pair[0].person_range.unwrap(), pair[1].person_range.unwrap());
@@ -94,7 +97,10 @@ fn compaction_cuts_each_partition_into_a_sorted_run_of_disjoint_person_ranges() 
     let keys = Arc::new(Keys::default());
     let store = compacted(dir.path(), keys.clone(), 3);
     assert_eq!(store.stats().segment_rows, 1800);
-    assert!(store.stats().segments > 6, "partitions were cut into pieces");
+    assert!(
+        store.stats().segments > 6,
+        "partitions were cut into pieces"
+    );
     assert_sorted_runs(&store);
     // The ranges survive a restart (manifest version 2).
     let before: HashMap<u64, Option<(u64, u64)>> = store
@@ -149,8 +155,36 @@ fn new_segments_wait_until_they_are_a_fair_share_of_the_run() {
         store.append_blocking(P, vec![ev(2400 + i)]).unwrap();
         store.flush_now().unwrap();
     }
-    assert_eq!(store.compact_now().unwrap(), 0, "the run is not rewritten for 3 events");
+    assert_eq!(
+        store.compact_now().unwrap(),
+        0,
+        "the run is not rewritten for 3 events"
+    );
     assert_eq!(store.stats().segments, run + 3);
+    // Two more in the partition of ev(2400) (persons 1 and 4 share its bucket): its three new
+    // segments are merged with each other, outside the run, which is left alone.
+    for i in [2403u64, 2553] {
+        store.append_blocking(P, vec![ev(i)]).unwrap();
+        store.flush_now().unwrap();
+    }
+    assert_eq!(store.stats().segments, run + 5);
+    assert_eq!(store.compact_now().unwrap(), 1);
+    assert_eq!(
+        store.stats().segments,
+        run + 3,
+        "three new segments became one"
+    );
+    assert_eq!(
+        store
+            .snapshot(P)
+            .segments
+            .iter()
+            .filter(|s| s.person_range.is_none())
+            .map(|s| s.rows)
+            .max(),
+        Some(3),
+        "ev(2403), ev(2553) and the first new event of that partition, merged"
+    );
     // A share of new rows makes it worth it: merged into the run, cut again.
     store
         .append_blocking(P, (3000..3700).map(ev).collect())
@@ -158,7 +192,7 @@ fn new_segments_wait_until_they_are_a_fair_share_of_the_run() {
     store.flush_now().unwrap();
     assert!(store.compact_now().unwrap() > 0);
     assert_sorted_runs(&store);
-    assert_eq!(store.stats().segment_rows, 2400 + 3 + 700);
+    assert_eq!(store.stats().segment_rows, 2400 + 5 + 700);
 }
 
 #[test]
@@ -185,4 +219,46 @@ fn a_version_1_manifest_is_still_read() {
             .iter()
             .all(|s| s.person_range.is_none() && s.partition.table == Table::Events)
     );
+}
+
+#[test]
+fn a_failed_rewrite_changes_nothing_and_leaves_no_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = compacted(dir.path(), Arc::new(Keys::default()), 3);
+    let files = || {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.path().join("segments")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let before = files();
+    let victim = store.snapshot(P).segments[2].id;
+    let erased: HashSet<u64> = (1..=PERSONS).collect();
+    let selector = crate::RowSelector::Persons(&erased);
+    let result = store.rewrite(
+        P,
+        |_| true,
+        |inner, s| {
+            if s.id == victim {
+                return Err(crate::StoreError::Manifest("injected".into()));
+            }
+            crate::erase::filter_segment(inner, s, &selector)
+        },
+        Duration::from_secs(1),
+    );
+    assert!(result.is_err());
+    // The other segments' replacements were written, then removed; nothing was swapped.
+    assert_eq!(files(), before);
+    assert_eq!(store.stats().segment_rows, 1800);
+    assert_sorted_runs(&store);
 }

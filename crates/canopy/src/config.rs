@@ -86,7 +86,7 @@ impl Default for StorageConfig {
             flush_rows: 200_000,
             flush_interval_secs: 10,
             compaction_min_segments: 4,
-            max_segment_rows: 262_144,
+            max_segment_rows: 131_072,
             dedup_window_hours: 24,
         }
     }
