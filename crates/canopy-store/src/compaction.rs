@@ -1,10 +1,12 @@
 //! Merging a partition's segments, so scans open few files and erasing one person rewrites
 //! little. Each partition keeps one *sorted run*: segments of at most `max_segment_rows` rows
 //! whose person-key ranges do not overlap (a person's rows of that month are in exactly one of
-//! them), plus the small segments flushes add since the last merge, which cover any persons.
-//! A merge folds the new segments into the run and cuts it again at person boundaries; it waits
-//! until the new rows are a fair share of the run (or the new files too many), so a large run
-//! is not rewritten for every flush.
+//! them), plus the segments added since the run was last cut. Those are merged into the run
+//! (which is then cut again at person boundaries) once they are a fair share of it, or the new
+//! files too many; until then they are merged among themselves — cut the same way — so a large
+//! run is not rewritten for every flush and a person's newer rows are in one or two segments.
+//! Every segment records its person-key range, so erasing a person reads only the segments
+//! whose range holds them.
 
 use crate::Result;
 use crate::flush::new_segment;
@@ -32,7 +34,8 @@ const MAX_NEW_SEGMENTS: usize = 16;
 enum Plan {
     /// Fold these new segments into the run (all its segments) and cut it again.
     IntoRun(Vec<u64>),
-    /// Merge only these new segments into one (the run is too large to rewrite for them yet).
+    /// Merge only these new segments with each other (the run is too large to rewrite for
+    /// them yet).
     NewOnly(Vec<u64>),
 }
 
@@ -41,8 +44,7 @@ enum Plan {
 /// they are merged among themselves, so the partition stays a few files without the run
 /// being rewritten for every flush.
 fn plan_partition(segs: &[&SegmentMeta], min_segments: usize) -> Option<Plan> {
-    let (run, new): (Vec<&&SegmentMeta>, Vec<&&SegmentMeta>) =
-        segs.iter().partition(|s| s.person_range.is_some());
+    let (run, new): (Vec<&&SegmentMeta>, Vec<&&SegmentMeta>) = segs.iter().partition(|s| s.in_run);
     let files = new.len() + usize::from(!run.is_empty());
     if new.is_empty() || files < min_segments.max(2) {
         return None;
@@ -77,7 +79,7 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
     let mut replaced: Vec<u64> = Vec::new();
     let mut added: Vec<SegmentMeta> = Vec::new();
     for (partition, plan) in &plans {
-        let (ids, cut) = match plan {
+        let (ids, into_run) = match plan {
             Plan::IntoRun(ids) => (ids, true),
             Plan::NewOnly(ids) => (ids, false),
         };
@@ -87,7 +89,7 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
             .filter(|s| ids.contains(&s.id))
             .cloned()
             .collect();
-        added.extend(merge(inner, &mut manifest, *partition, &olds, cut)?);
+        added.extend(merge(inner, &mut manifest, *partition, &olds, into_run)?);
         replaced.extend(ids);
     }
     let replaced: HashSet<u64> = replaced.into_iter().collect();
@@ -100,15 +102,15 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
     Ok(plans.len())
 }
 
-/// Merges `olds` into a new sorted run when `cut` (segments of at most `max_segment_rows`
-/// rows, a person never cut in two, each knowing its person-key range), or else into one new
-/// segment outside the run.
+/// Merges `olds` and cuts the result into segments of at most `max_segment_rows` rows (a
+/// person never cut in two): the partition's new sorted run when `into_run`, else newer
+/// segments beside it.
 fn merge(
     inner: &Inner,
     manifest: &mut crate::manifest::Manifest,
     partition: Partition,
     olds: &[SegmentMeta],
-    cut: bool,
+    into_run: bool,
 ) -> Result<Vec<SegmentMeta>> {
     let project = partition.project;
     let mut batches = Vec::new();
@@ -128,15 +130,6 @@ fn merge(
         olds.iter().map(|s| s.min_time_ms).min().unwrap_or(0),
         olds.iter().map(|s| s.max_time_ms).max().unwrap_or(0),
     );
-    if !cut {
-        return Ok(vec![new_segment(
-            inner,
-            manifest,
-            partition,
-            &[batch],
-            whole,
-        )?]);
-    }
     let persons = batch
         .column_by_name("person")
         .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
@@ -146,7 +139,7 @@ fn merge(
         let piece = batch.slice(from, to - from);
         let range = time_range_of(&piece).unwrap_or(whole);
         let mut meta = new_segment(inner, manifest, partition, &[piece], range)?;
-        meta.person_range = Some((persons.value(from), persons.value(to - 1)));
+        meta.in_run = into_run;
         out.push(meta);
     }
     Ok(out)

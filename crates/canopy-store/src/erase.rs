@@ -58,8 +58,9 @@ impl RowSelector<'_> {
     /// Could `s` hold selected rows (without reading it)?
     pub(crate) fn may_touch(&self, s: &SegmentMeta, buckets: u32) -> bool {
         match self {
-            // In the keys' bucket, within the segment's person range (a piece of a sorted run)
-            // and not ruled out by its person filter: usually one segment per month.
+            // In the keys' bucket, within the segment's person range and not ruled out by its
+            // person filter: in a compacted partition, one segment of its run and at most a
+            // few newer ones.
             RowSelector::Persons(keys) => keys.iter().any(|k| {
                 PersonKey(*k).bucket(buckets) == s.partition.bucket
                     && s.person_range.is_none_or(|(lo, hi)| (lo..=hi).contains(k))
@@ -169,7 +170,7 @@ fn replace_one(
         let range = (rw.old.min_time_ms, rw.old.max_time_ms);
         let mut meta = write_new_segment(inner, id, rw.old.partition, &kept, range)?;
         // Fewer rows of the same persons: still the same piece of the sorted run.
-        meta.person_range = rw.old.person_range;
+        meta.in_run = rw.old.in_run;
         Some(meta)
     };
     Ok(Some(Replaced {

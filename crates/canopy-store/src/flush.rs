@@ -208,6 +208,25 @@ pub(crate) fn write_new_segment(
         wrapped_key: wrapped,
         schema,
         persons,
-        person_range: None,
+        person_range: person_range_of(batches),
+        in_run: false,
     })
+}
+
+/// The smallest and largest person key of `batches` (None when they hold no rows).
+fn person_range_of(batches: &[RecordBatch]) -> Option<(u64, u64)> {
+    let mut range: Option<(u64, u64)> = None;
+    for b in batches {
+        let persons = b
+            .column_by_name("person")?
+            .as_any()
+            .downcast_ref::<arrow::array::UInt64Array>()?;
+        if let (Some(lo), Some(hi)) = (arrow::compute::min(persons), arrow::compute::max(persons)) {
+            range = Some(match range {
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+                None => (lo, hi),
+            });
+        }
+    }
+    range
 }

@@ -29,10 +29,12 @@ pub struct SegmentMeta {
     /// Which persons the segment holds (set when written, or at the first verification scan
     /// after a start; not persisted: the file is the source of truth).
     pub(crate) persons: Arc<OnceLock<crate::person_filter::PersonFilter>>,
-    /// For a segment of its partition's sorted run: the first and last person key it holds
-    /// (the run's segments never overlap). `None` for a segment written by a flush since the
-    /// last merge, which may hold any person of the partition's bucket.
+    /// The smallest and largest person key the segment holds (`None`: not recorded, as in a
+    /// version 1 manifest). A person outside it has no row here.
     pub person_range: Option<(u64, u64)>,
+    /// Part of its partition's sorted run (whose segments' person ranges never overlap), as
+    /// opposed to a segment added since the run was last cut.
+    pub in_run: bool,
 }
 
 /// The whole manifest, in memory.
@@ -46,7 +48,7 @@ pub(crate) struct Manifest {
 }
 
 const FORMAT: &str = "canopy-manifest";
-/// Version 2 added each segment's `person_range`; version 1 manifests are still read.
+/// Version 2 added each segment's `person_range` and `run`; version 1 manifests are still read.
 const VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
@@ -78,6 +80,9 @@ struct SegmentOnDisk {
     /// Added in version 2 (absent in version 1 manifests: no segment was in a sorted run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     person_range: Option<[u64; 2]>,
+    /// Added in version 2: the segment is part of its partition's sorted run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    run: bool,
 }
 
 pub(crate) fn manifest_path(data_dir: &Path) -> PathBuf {
@@ -122,6 +127,7 @@ impl Manifest {
                 schema: Arc::default(),
                 persons: Arc::default(),
                 person_range: s.person_range.map(|[a, b]| (a, b)),
+                in_run: s.run,
             });
         }
         Ok(Some(Manifest {
@@ -159,6 +165,7 @@ impl Manifest {
                     max_time_ms: s.max_time_ms,
                     wrapped_key: s.wrapped_key.to_hex(),
                     person_range: s.person_range.map(|(a, b)| [a, b]),
+                    run: s.in_run,
                 })
                 .collect(),
         };

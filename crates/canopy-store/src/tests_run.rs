@@ -73,20 +73,20 @@ fn assert_sorted_runs(store: &Store) {
         by_partition.entry(s.partition).or_default().push(s);
     }
     for (partition, mut segs) in by_partition {
-        assert!(
-            segs.iter().all(|s| s.person_range.is_some()),
-            "{partition:?}"
-        );
+        // Every segment knows its range; 12 events per person per month here, so at most 40
+        // rows unless one person alone.
+        for s in &segs {
+            let (lo, hi) = s.person_range.unwrap();
+            assert!(held[&s.id].iter().all(|p| (lo..=hi).contains(p)));
+            assert!(s.rows <= 40 || held[&s.id].len() == 1, "{} rows", s.rows);
+        }
+        // The run's segments never overlap.
+        segs.retain(|s| s.in_run);
+        assert!(!segs.is_empty(), "{partition:?} has a run");
         segs.sort_by_key(|s| s.person_range);
         for pair in segs.windows(2) {
             let (a, b) = (pair[0].person_range.unwrap(), pair[1].person_range.unwrap());
             assert!(a.1 < b.0, "overlapping pieces {a:?} {b:?}");
-        }
-        for s in &segs {
-            let (lo, hi) = s.person_range.unwrap();
-            assert!(held[&s.id].iter().all(|p| (lo..=hi).contains(p)));
-            // 12 events per person per month here: at most 40 rows unless one person alone.
-            assert!(s.rows <= 40, "{} rows", s.rows);
         }
     }
 }
@@ -103,19 +103,20 @@ fn compaction_cuts_each_partition_into_a_sorted_run_of_disjoint_person_ranges() 
     );
     assert_sorted_runs(&store);
     // The ranges survive a restart (manifest version 2).
-    let before: HashMap<u64, Option<(u64, u64)>> = store
+    let before: HashMap<u64, (Option<(u64, u64)>, bool)> = store
         .snapshot(P)
         .segments
         .iter()
-        .map(|s| (s.id, s.person_range))
+        .map(|s| (s.id, (s.person_range, s.in_run)))
         .collect();
+    assert!(before.values().all(|(_, run)| *run));
     drop(store);
     let (store, _) = Store::open(config(dir.path()), keys, Arc::new(SystemClock)).unwrap();
-    let after: HashMap<u64, Option<(u64, u64)>> = store
+    let after: HashMap<u64, (Option<(u64, u64)>, bool)> = store
         .snapshot(P)
         .segments
         .iter()
-        .map(|s| (s.id, s.person_range))
+        .map(|s| (s.id, (s.person_range, s.in_run)))
         .collect();
     assert_eq!(before, after);
 }
@@ -179,7 +180,7 @@ fn new_segments_wait_until_they_are_a_fair_share_of_the_run() {
             .snapshot(P)
             .segments
             .iter()
-            .filter(|s| s.person_range.is_none())
+            .filter(|s| !s.in_run)
             .map(|s| s.rows)
             .max(),
         Some(3),
@@ -205,11 +206,21 @@ fn a_version_1_manifest_is_still_read() {
         .unwrap();
     store.flush_now().unwrap();
     drop(store);
-    // Flushed segments have no range, so their entries are exactly version 1's.
+    // Version 1 is version 2 without the ranges and run flags.
     let path = dir.path().join("manifest.json");
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("\"version\": 2") && !text.contains("person_range"));
-    std::fs::write(&path, text.replace("\"version\": 2", "\"version\": 1")).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(v["version"], 2);
+    v["version"] = 1.into();
+    for s in v["segments"].as_array_mut().unwrap() {
+        let s = s.as_object_mut().unwrap();
+        assert!(s.remove("person_range").is_some());
+        assert!(
+            s.remove("run").is_none(),
+            "flushed segments are not in a run"
+        );
+    }
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
     let (store, _) = Store::open(config(dir.path()), keys, Arc::new(SystemClock)).unwrap();
     assert_eq!(store.stats().segment_rows, 100);
     assert!(
@@ -217,7 +228,7 @@ fn a_version_1_manifest_is_still_read() {
             .snapshot(P)
             .segments
             .iter()
-            .all(|s| s.person_range.is_none() && s.partition.table == Table::Events)
+            .all(|s| s.person_range.is_none() && !s.in_run && s.partition.table == Table::Events)
     );
 }
 

@@ -223,7 +223,7 @@ impl Config {
             flush_rows: s.flush_rows,
             flush_interval: Duration::from_secs(s.flush_interval_secs),
             compaction_min_segments: s.compaction_min_segments,
-            max_segment_rows: s.max_segment_rows.max(10_000),
+            max_segment_rows: s.max_segment_rows.max(1_000),
             dedup_window: Duration::from_secs(s.dedup_window_hours.clamp(1, 24 * 30) * 3600),
             log_format: file.log.format,
             log_level: file.log.level,

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const CONFIG: &str = "[storage]\nflush_rows = 1000\nflush_interval_secs = 1\ncompaction_min_segments = 2\nbuckets = 4\n";
+// Runs cut into pieces of 1,000 rows, so kills also land in multi-piece merges.
+const CONFIG: &str = "[storage]\nflush_rows = 1000\nflush_interval_secs = 1\ncompaction_min_segments = 2\nbuckets = 4\nmax_segment_rows = 1000\n";
 
 type Acked = Arc<Mutex<Vec<(String, String)>>>;
 
