@@ -30,6 +30,9 @@ from bench_analytics import DAY, Canopy, generate  # noqa: E402
 from bench_clickhouse import ch_query, ensure_clickhouse, start_clickhouse  # noqa: E402
 
 
+CHUNK = 10_000_000
+
+
 def canopy_erase(canopy, ids):
     """Files one erasure per id at once; returns seconds until every receipt exists."""
     t0 = time.perf_counter()
@@ -60,8 +63,14 @@ def ch_delete(ch, where):
 
 
 def canopy_count(canopy):
-    return sum(1 for line in canopy.request(
-        "/api/2.0/export?from_date=2026-01-01&to_date=2027-12-31").splitlines() if line)
+    """Events left, counted from the streamed raw export (never held in memory at once)."""
+    url = "%s/api/2.0/export?from_date=2026-01-01&to_date=2027-12-31&project_id=%d" % (
+        canopy.url, canopy.project["id"])
+    req = urllib.request.Request(url)
+    token = open(os.path.join(canopy.data, "admin.token")).read().strip()
+    req.add_header("Authorization", "Bearer " + token)
+    with urllib.request.urlopen(req, timeout=3600) as r:
+        return sum(1 for line in r if line.strip())
 
 
 def main():
@@ -89,20 +98,22 @@ def main():
         shutil.rmtree(pristine, ignore_errors=True)
         os.makedirs(pristine)
         duck = duckdb.connect()
-        ndjson = os.path.join(tmp, "events.ndjson")
-        duck.execute("COPY (SELECT event, json_merge_patch('{}', json_object('time', time, 'distinct_id', person, "
-                     "'$insert_id', iid::VARCHAR, 'plat', plat, 'country', country, 'app_version', app_version, "
-                     "'price', price, 'level', level)) AS properties FROM read_parquet('%s')) TO '%s' (FORMAT JSON)"
-                     % (parquet, ndjson))
         c = Canopy(args.bin, pristine)
         t = time.time()
-        subprocess.run([args.bin, "import", ndjson, "--project", str(c.project["id"]), "--data-dir", c.data],
-                       check=True, stdout=subprocess.DEVNULL)
+        # In chunks of 10M events, so 100M never needs its whole NDJSON on disk at once.
+        for lo in range(0, n, CHUNK):
+            ndjson = os.path.join(tmp, "events-%d.ndjson" % lo)
+            duck.execute("COPY (SELECT event, json_merge_patch('{}', json_object('time', time, 'distinct_id', person, "
+                         "'$insert_id', iid::VARCHAR, 'plat', plat, 'country', country, 'app_version', app_version, "
+                         "'price', price, 'level', level)) AS properties FROM read_parquet('%s') "
+                         "WHERE iid >= %d AND iid < %d) TO '%s' (FORMAT JSON)" % (parquet, lo, lo + CHUNK, ndjson))
+            subprocess.run([args.bin, "import", ndjson, "--project", str(c.project["id"]), "--data-dir", c.data],
+                           check=True, stdout=subprocess.DEVNULL)
+            os.remove(ndjson)
         c.stop()
         c.start()
         c.settle()
         c.stop()
-        os.remove(ndjson)
         open(os.path.join(pristine, "loaded"), "w").close()
         print("loaded Canopy in %.0f s" % (time.time() - t), flush=True)
     shutil.copytree(pristine, run)
@@ -118,15 +129,16 @@ def main():
                  "country String, app_version String, price Nullable(Float64), level Nullable(Float64)) "
                  "ENGINE = MergeTree ORDER BY (event, intDiv(time, %d), person)" % DAY)
     tsv = os.path.join(run, "events.tsv")
-    duckdb.connect().execute("COPY (SELECT iid, person, event, time, plat, country, app_version, price, level "
-                             "FROM read_parquet('%s')) TO '%s' (FORMAT CSV, DELIMITER '\t', HEADER false, "
-                             "NULLSTR '\\N')" % (parquet, tsv))
-    with open(tsv, "rb") as f:
-        req = urllib.request.Request(ch + "/?query=" + urllib.parse.quote("INSERT INTO events FORMAT TabSeparated"),
-                                     data=f)
-        req.add_header("Content-Length", str(os.path.getsize(tsv)))
-        urllib.request.urlopen(req).read()
-    os.remove(tsv)
+    for lo in range(0, n, CHUNK):
+        duckdb.connect().execute("COPY (SELECT iid, person, event, time, plat, country, app_version, price, level "
+                                 "FROM read_parquet('%s') WHERE iid >= %d AND iid < %d) TO '%s' (FORMAT CSV, "
+                                 "DELIMITER '\t', HEADER false, NULLSTR '\\N')" % (parquet, lo, lo + CHUNK, tsv))
+        with open(tsv, "rb") as f:
+            req = urllib.request.Request(ch + "/?query=" + urllib.parse.quote("INSERT INTO events FORMAT TabSeparated"),
+                                         data=f)
+            req.add_header("Content-Length", str(os.path.getsize(tsv)))
+            urllib.request.urlopen(req, timeout=3600).read()
+        os.remove(tsv)
     ch_query(ch, "OPTIMIZE TABLE events FINAL")
     duck = duckdb.connect(os.path.join(run, "duck.db"))
     duck.execute("CREATE TABLE events AS SELECT * FROM read_parquet('%s') ORDER BY event, time" % parquet)
