@@ -103,10 +103,14 @@ pub(crate) fn dsr_of(state: &AppState) -> Result<&Arc<Dsr>, ApiError> {
         .ok_or_else(|| ApiError::Internal("data-subject requests are not enabled".into()))
 }
 
-pub(crate) async fn read_body(body: Body) -> Result<Value, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
+pub(crate) async fn read_bytes(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY)
         .await
-        .map_err(|_| ApiError::BadRequest(format!("the body must be at most {MAX_BODY} bytes")))?;
+        .map_err(|_| ApiError::BadRequest(format!("the body must be at most {MAX_BODY} bytes")))
+}
+
+pub(crate) async fn read_body(body: Body) -> Result<Value, ApiError> {
+    let bytes = read_bytes(body).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
 }
@@ -115,12 +119,6 @@ fn rfc3339(ms: Option<i64>) -> Value {
     ms.and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis)
         .map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
         .unwrap_or(Value::Null)
-}
-
-pub(crate) fn parse_rfc3339(s: &str, field: &str) -> Result<i64, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| ApiError::BadRequest(format!("{field} must be an RFC 3339 time")))
 }
 
 /// A request as the native API shows it (no identifier: only how many were given), with the
@@ -160,22 +158,6 @@ pub(crate) fn view(state: &AppState, row: &DsrRow) -> Value {
     })
 }
 
-/// The body of the native create routes.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NativeBody {
-    distinct_ids: Vec<String>,
-    #[serde(default)]
-    regulation: Option<String>,
-    /// Erasure only (default true).
-    #[serde(default)]
-    suppress: Option<bool>,
-    #[serde(default)]
-    submitted_time: Option<String>,
-    #[serde(default)]
-    request_id: Option<String>,
-}
-
 /// `POST /api/v1/dsr/erasures` and `POST /api/v1/dsr/access`: validates and files a request.
 pub(crate) async fn create_native(
     state: &AppState,
@@ -187,26 +169,19 @@ pub(crate) async fn create_native(
     let project = authenticate(state, headers, p.project_id.as_deref())?
         .project
         .id;
-    let body: NativeBody = serde_json::from_value(read_body(body).await?)
-        .map_err(|e| ApiError::BadRequest(format!("{} request: {e}", kind.as_str())))?;
-    if kind != RequestKind::Erasure && body.suppress.is_some() {
-        return Err(ApiError::BadRequest(
-            "suppress applies to erasure requests only".into(),
-        ));
-    }
-    let submitted_ms = body
-        .submitted_time
-        .as_deref()
-        .map(|s| parse_rfc3339(s, "submitted_time"))
-        .transpose()?;
+    let wire_kind = match kind {
+        RequestKind::Erasure => canopy_dsr_wire::Kind::Erasure,
+        RequestKind::Access => canopy_dsr_wire::Kind::Access,
+    };
+    let body = canopy_dsr_wire::native(&read_bytes(body).await?, wire_kind)?;
     let request = NewRequest {
         project,
         kind,
         api: "native",
         regulation: Regulation::parse(body.regulation.as_deref().unwrap_or("gdpr"))?,
-        ids: body.distinct_ids,
+        ids: body.raw_ids,
         id: body.request_id,
-        submitted_ms,
+        submitted_ms: body.submitted_ms,
         suppress: kind == RequestKind::Erasure && body.suppress.unwrap_or(true),
         callbacks: Vec::new(),
     };

@@ -74,6 +74,14 @@ impl From<canopy_dsr::DsrError> for ApiError {
     }
 }
 
+/// A malformed data-subject request (its message names fields, never values). OpenDSR's
+/// routes answer these in the OpenDSR error shape instead (`opendsr.rs`).
+impl From<canopy_dsr_wire::WireError> for ApiError {
+    fn from(e: canopy_dsr_wire::WireError) -> Self {
+        ApiError::BadRequest(e.message.to_string())
+    }
+}
+
 impl From<canopy_identity::IdentityError> for ApiError {
     fn from(e: canopy_identity::IdentityError) -> Self {
         ApiError::Internal(e.to_string())

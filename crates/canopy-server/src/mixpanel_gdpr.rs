@@ -6,7 +6,7 @@
 //! Statuses: PENDING (not started, cancellable), STARTED, SUCCESS, FAILURE, REVOKED
 //! (cancelled).
 
-use crate::dsr::{dsr_of, read_body, submit};
+use crate::dsr::{dsr_of, read_bytes, submit};
 use crate::projects::ResolvedProject;
 use crate::{ApiError, AppState};
 use axum::Json;
@@ -47,31 +47,6 @@ fn mixpanel_status(status: &str) -> &'static str {
         "cancelled" => "REVOKED",
         _ => "UNKNOWN",
     }
-}
-
-fn compliance_type(body: &Value) -> Result<Regulation, ApiError> {
-    match body.get("compliance_type") {
-        None | Some(Value::Null) => Ok(Regulation::Gdpr),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("gdpr") => Ok(Regulation::Gdpr),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("ccpa") => Ok(Regulation::Ccpa),
-        _ => Err(ApiError::BadRequest(
-            "compliance_type must be GDPR or CCPA".into(),
-        )),
-    }
-}
-
-fn distinct_ids(body: &Value) -> Result<Vec<String>, ApiError> {
-    let ids = body
-        .get("distinct_ids")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::BadRequest("distinct_ids must be a list of strings".into()))?;
-    ids.iter()
-        .map(|v| {
-            v.as_str().map(str::to_string).ok_or_else(|| {
-                ApiError::BadRequest("distinct_ids must be a list of strings".into())
-            })
-        })
-        .collect()
 }
 
 fn date_requested(ms: i64) -> String {
@@ -124,13 +99,13 @@ async fn create(
     kind: RequestKind,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let project = auth(&state, &headers, &p)?.project.id;
-    let body = read_body(body).await?;
-    let ids = distinct_ids(&body)?;
+    let body = canopy_dsr_wire::mixpanel_gdpr(&read_bytes(body).await?)?;
+    let ids = body.raw_ids;
     let request = NewRequest {
         project,
         kind,
         api: "mixpanel",
-        regulation: compliance_type(&body)?,
+        regulation: Regulation::parse(body.regulation.as_deref().unwrap_or("gdpr"))?,
         ids: ids.clone(),
         id: None,
         submitted_ms: None,
@@ -204,7 +179,7 @@ pub(crate) async fn cancel_deletion_by_ids(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let project = auth(&state, &headers, &p)?.project.id;
-    let ids = distinct_ids(&read_body(body).await?)?;
+    let ids = canopy_dsr_wire::mixpanel_gdpr(&read_bytes(body).await?)?.raw_ids;
     let cancelled = dsr_of(&state)?.cancel_by_ids(project, ids)?;
     match cancelled.first() {
         Some(id) => Ok(Json(

@@ -14,7 +14,7 @@
 //! publishes its own key instead — see docs/dsr.md.) Authentication is the project's API
 //! secret over HTTP Basic, as mParticle's implementation does.
 
-use crate::dsr::{dsr_of, parse_rfc3339, submit};
+use crate::dsr::{dsr_of, submit};
 use crate::export::authenticate;
 use crate::{ApiError, AppState};
 use axum::body::Body;
@@ -119,48 +119,12 @@ pub(crate) async fn certificate(State(state): State<AppState>) -> Result<Respons
 
 /// The raw ids behind the request's identities: raw values as given, SHA-256 hex digests
 /// matched against every id the project holds.
-fn identities(state: &AppState, project: ProjectId, body: &Value) -> Result<Vec<String>, ApiError> {
-    let list = body
-        .get("subject_identities")
-        .and_then(Value::as_array)
-        .filter(|l| !l.is_empty())
-        .ok_or_else(|| {
-            invalid(
-                "missing_subject_identities",
-                "subject_identities must be a non-empty list",
-            )
-        })?;
-    let mut raw = Vec::new();
-    let mut hashed = Vec::new();
-    for identity in list {
-        let field = |name: &str| identity.get(name).and_then(Value::as_str);
-        let (Some(kind), Some(value), Some(format)) = (
-            field("identity_type"),
-            field("identity_value"),
-            field("identity_format"),
-        ) else {
-            return Err(invalid(
-                "invalid_identity",
-                "each identity needs identity_type, identity_value and identity_format",
-            ));
-        };
-        if kind != "controller_customer_id" {
-            return Err(invalid(
-                "unsupported_identity_type",
-                "only controller_customer_id identities are supported (see /discovery)",
-            ));
-        }
-        match format {
-            "raw" => raw.push(value.to_string()),
-            "sha256" => hashed.push(value.to_ascii_lowercase()),
-            _ => {
-                return Err(invalid(
-                    "unsupported_identity_format",
-                    "identity_format must be raw or sha256",
-                ));
-            }
-        }
-    }
+fn identities(
+    state: &AppState,
+    project: ProjectId,
+    mut raw: Vec<String>,
+    hashed: Vec<String>,
+) -> Result<Vec<String>, ApiError> {
     if !hashed.is_empty() {
         let by_hash: HashMap<String, String> = state
             .identity
@@ -187,68 +151,15 @@ pub(crate) async fn create(
     let bytes = axum::body::to_bytes(body, crate::dsr::MAX_BODY)
         .await
         .map_err(|_| invalid("too_large", "the request body is too large"))?;
-    let request: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| invalid("invalid_json", "the body is not valid JSON"))?;
-    let text = |name: &str| request.get(name).and_then(Value::as_str);
-    let id = text("subject_request_id")
-        .filter(|id| uuid::Uuid::parse_str(id).is_ok())
-        .ok_or_else(|| {
-            invalid(
-                "invalid_subject_request_id",
-                "subject_request_id must be a UUID",
-            )
-        })?
-        .to_ascii_lowercase();
-    let kind = match text("subject_request_type") {
-        Some("erasure") => RequestKind::Erasure,
-        Some("access" | "portability") => RequestKind::Access,
-        _ => {
-            return Err(invalid(
-                "invalid_subject_request_type",
-                "subject_request_type must be erasure, access or portability",
-            ));
-        }
+    let request = canopy_dsr_wire::opendsr(&bytes).map_err(|e| invalid(e.reason, e.message))?;
+    let kind = match request.kind {
+        Some(canopy_dsr_wire::Kind::Access) => RequestKind::Access,
+        _ => RequestKind::Erasure,
     };
-    let regulation = match text("regulation") {
-        Some(r @ ("gdpr" | "ccpa")) => Regulation::parse(r)?,
-        _ => {
-            return Err(invalid(
-                "invalid_regulation",
-                "regulation must be gdpr or ccpa",
-            ));
-        }
-    };
-    let submitted = text("submitted_time")
-        .ok_or_else(|| invalid("missing_submitted_time", "submitted_time is required"))
-        .and_then(|t| {
-            parse_rfc3339(t, "submitted_time").map_err(|_| {
-                invalid(
-                    "invalid_submitted_time",
-                    "submitted_time must be an RFC 3339 time",
-                )
-            })
-        })?;
-    let callbacks: Vec<String> = match request.get("status_callback_urls") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(urls)) => urls
-            .iter()
-            .map(|u| u.as_str().map(str::to_string))
-            .collect::<Option<_>>()
-            .ok_or_else(|| {
-                invalid(
-                    "invalid_status_callback_urls",
-                    "status_callback_urls must be a list of URLs",
-                )
-            })?,
-        Some(_) => {
-            return Err(invalid(
-                "invalid_status_callback_urls",
-                "status_callback_urls must be a list of URLs",
-            ));
-        }
-    };
+    let regulation = Regulation::parse(request.regulation.as_deref().unwrap_or("gdpr"))?;
     let st = state.clone();
-    let ids = tokio::task::spawn_blocking(move || identities(&st, project, &request))
+    let (raw, hashed) = (request.raw_ids, request.sha256_ids);
+    let ids = tokio::task::spawn_blocking(move || identities(&st, project, raw, hashed))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let row = submit(
@@ -259,10 +170,10 @@ pub(crate) async fn create(
             api: "opendsr",
             regulation,
             ids,
-            id: Some(id),
-            submitted_ms: Some(submitted),
+            id: request.request_id,
+            submitted_ms: request.submitted_ms,
             suppress: kind == RequestKind::Erasure,
-            callbacks,
+            callbacks: request.callbacks,
         },
     )
     .await
