@@ -3,7 +3,7 @@ use canopy_crypto::MemoryKeyring as Keys;
 use canopy_types::{Event, PersonKey, ProjectId, Record, SystemClock};
 use std::sync::Arc;
 
-fn ev(i: u64, insert_id: &str) -> Record {
+pub(crate) fn ev(i: u64, insert_id: &str) -> Record {
     let mut props = serde_json::Map::new();
     props.insert("i".into(), i.into());
     Record::Event(Event {

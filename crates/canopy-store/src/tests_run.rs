@@ -3,7 +3,7 @@
 
 use crate::{Store, StoreConfig, Table};
 use canopy_crypto::MemoryKeyring as Keys;
-use canopy_types::{Event, PersonKey, ProjectId, Record, SystemClock};
+use canopy_types::{ProjectId, Record, SystemClock};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,21 +11,9 @@ use std::time::Duration;
 const P: ProjectId = ProjectId(1);
 const PERSONS: u64 = 50;
 
-/// Event `i` of person `i % 50 + 1`, in one of three months.
+/// Event `i` of person `i % 50 + 1`, in one of three months (the store tests' event).
 fn ev(i: u64) -> Record {
-    let mut props = serde_json::Map::new();
-    props.insert("i".into(), i.into());
-    Record::Event(Event {
-        project: P,
-        name: "e".into(),
-        time_ms: 1_700_000_000_000 + (i as i64 % 3) * 31 * 86_400_000 + i as i64,
-        distinct_id: format!("u{}", i % PERSONS),
-        person: PersonKey(i % PERSONS + 1),
-        insert_id: String::new(),
-        received_ms: 0,
-        properties: props,
-        ip: None,
-    })
+    crate::tests::ev(i, "")
 }
 
 fn config(dir: &std::path::Path) -> StoreConfig {
@@ -103,22 +91,18 @@ fn compaction_cuts_each_partition_into_a_sorted_run_of_disjoint_person_ranges() 
     );
     assert_sorted_runs(&store);
     // The ranges survive a restart (manifest version 2).
-    let before: HashMap<u64, (Option<(u64, u64)>, bool)> = store
-        .snapshot(P)
-        .segments
-        .iter()
-        .map(|s| (s.id, (s.person_range, s.in_run)))
-        .collect();
+    let layout = |store: &Store| -> HashMap<u64, (Option<(u64, u64)>, bool)> {
+        let segments = store.snapshot(P).segments;
+        segments
+            .iter()
+            .map(|s| (s.id, (s.person_range, s.in_run)))
+            .collect()
+    };
+    let before = layout(&store);
     assert!(before.values().all(|(_, run)| *run));
     drop(store);
     let (store, _) = Store::open(config(dir.path()), keys, Arc::new(SystemClock)).unwrap();
-    let after: HashMap<u64, (Option<(u64, u64)>, bool)> = store
-        .snapshot(P)
-        .segments
-        .iter()
-        .map(|s| (s.id, (s.person_range, s.in_run)))
-        .collect();
-    assert_eq!(before, after);
+    assert_eq!(before, layout(&store));
 }
 
 #[test]
