@@ -270,6 +270,25 @@ fn cors_echoes_origin_with_credentials_and_answers_preflight() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(allowed.contains("authorization") && allowed.contains("traceparent"));
+    // Regression: cancelling a request from an admin page (DELETE) was refused by preflight.
+    let r = c
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/dsr/requests/x", server.url),
+        )
+        .header("origin", "https://admin.example")
+        .header("access-control-request-method", "DELETE")
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    let methods = r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        methods.contains("DELETE") && methods.contains("PUT"),
+        "{methods}"
+    );
     for (path, key) in [
         ("/decide", "notifications"),
         ("/flags", "flags"),
