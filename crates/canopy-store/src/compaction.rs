@@ -42,11 +42,16 @@ enum Plan {
 /// How to merge one partition, if at all (once it has `min_segments` files, counting the run
 /// as one): the new segments go into the run once they are a fair share of it; until then
 /// they are merged among themselves, so the partition stays a few files without the run
-/// being rewritten for every flush.
-fn plan_partition(segs: &[&SegmentMeta], min_segments: usize) -> Option<Plan> {
+/// being rewritten for every flush. A new segment larger than `max_rows` that holds more than
+/// one person (a large flush, or a segment from before runs existed) is cut even alone, so
+/// erasing a person never has to rewrite it whole.
+fn plan_partition(segs: &[&SegmentMeta], min_segments: usize, max_rows: u64) -> Option<Plan> {
     let (run, new): (Vec<&&SegmentMeta>, Vec<&&SegmentMeta>) = segs.iter().partition(|s| s.in_run);
+    let oversized = new
+        .iter()
+        .any(|s| s.rows > max_rows && s.person_range.is_none_or(|(lo, hi)| lo != hi));
     let files = new.len() + usize::from(!run.is_empty());
-    if new.is_empty() || files < min_segments.max(2) {
+    if new.is_empty() || (files < min_segments.max(2) && !oversized) {
         return None;
     }
     let run_rows: u64 = run.iter().map(|s| s.rows).sum();
@@ -54,7 +59,7 @@ fn plan_partition(segs: &[&SegmentMeta], min_segments: usize) -> Option<Plan> {
     if new_rows * NEW_ROWS_SHARE >= run_rows || new.len() >= MAX_NEW_SEGMENTS {
         return Some(Plan::IntoRun(segs.iter().map(|s| s.id).collect()));
     }
-    (new.len() >= 2).then(|| Plan::NewOnly(new.iter().map(|s| s.id).collect()))
+    (new.len() >= 2 || oversized).then(|| Plan::NewOnly(new.iter().map(|s| s.id).collect()))
 }
 
 /// Merges up to [`GROUPS_PER_CALL`] partitions; returns how many merges ran.
@@ -66,7 +71,11 @@ pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
     }
     let mut plans: Vec<(Partition, Plan)> = Vec::new();
     for (partition, segs) in by_partition {
-        if let Some(plan) = plan_partition(&segs, inner.config.compaction_min_segments) {
+        let (min, max) = (
+            inner.config.compaction_min_segments,
+            inner.config.max_segment_rows,
+        );
+        if let Some(plan) = plan_partition(&segs, min, max) {
             plans.push((partition, plan));
         }
         if plans.len() >= GROUPS_PER_CALL {

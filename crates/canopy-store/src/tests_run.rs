@@ -257,3 +257,30 @@ fn a_failed_rewrite_changes_nothing_and_leaves_no_new_file() {
     assert_eq!(store.stats().segment_rows, 1800);
     assert_sorted_runs(&store);
 }
+
+#[test]
+fn an_oversized_segment_is_cut_even_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(Keys::default());
+    let mut c = config(dir.path());
+    c.max_segment_rows = 1_000_000;
+    // One flush, no compaction: one segment of ~100 rows per partition.
+    let (store, _) = Store::open(c, keys.clone(), Arc::new(SystemClock)).unwrap();
+    store
+        .append_blocking(P, (0..600).map(ev).collect())
+        .unwrap();
+    store.flush_now().unwrap();
+    let before = store.stats().segments;
+    drop(store);
+    // Reopened with smaller segments (as a store from before runs, or a large flush): each
+    // lone segment is over the bound, so it is cut, though the partition has one file.
+    let (store, _) = Store::open(config(dir.path()), keys, Arc::new(SystemClock)).unwrap();
+    assert!(store.compact_now().unwrap() > 0);
+    assert!(store.stats().segments > before);
+    assert_eq!(store.stats().segment_rows, 600);
+    for s in store.snapshot(P).segments {
+        assert!(s.rows <= 40, "{} rows", s.rows);
+    }
+    // Nothing more to do: cut segments are not cut again.
+    assert_eq!(store.compact_now().unwrap(), 0);
+}
