@@ -219,6 +219,30 @@ class GdprRetrieval(unittest.TestCase):
             for f in ("events.csv", "profile.json", "identities.csv", "consent.json", "destinations.csv"):
                 self.assertIn(f.split(".")[0], readme)
             self.assertNotIn("someone-else", data.decode("latin-1"))
+
+            # The same bundle from the command line: `canopy dsr export` files an access
+            # request by another of the person's ids, follows it and streams the zip to a file.
+            out = os.path.join(server.data, "..", "kid-9.zip")
+            cli = subprocess.run([BIN, "dsr", "export", "--project", str(server.project["id"]),
+                                  "--data-dir", server.data, "--out", out, "kid-9"],
+                                 capture_output=True, text=True, timeout=120)
+            self.assertEqual(cli.returncode, 0, cli.stderr)
+            self.assertIn("Exported", cli.stdout)
+            z2 = zipfile.ZipFile(out)
+            self.assertEqual(sorted(z2.namelist()), sorted(z.namelist()))
+            self.assertEqual([e["event"] for e in json.loads(z2.read("events.json"))],
+                             ["App Open", "Login", "Play"])
+            self.assertFalse(os.path.exists(out[:-len(".zip")] + ".part"))
+            # Nobody behind the id: the same files, empty, and a README that says so.
+            cli = subprocess.run([BIN, "dsr", "export", "--project", str(server.project["id"]),
+                                  "--data-dir", server.data, "--out", out + "2", "nobody-here"],
+                                 capture_output=True, text=True, timeout=120)
+            self.assertEqual(cli.returncode, 0, cli.stderr)
+            z3 = zipfile.ZipFile(out + "2")
+            self.assertEqual(sorted(z3.namelist()), sorted(z.namelist()))
+            self.assertEqual(json.loads(z3.read("events.json")), [])
+            self.assertEqual(json.loads(z3.read("identities.json")), [])
+            self.assertIn("0 identity cluster(s), 0 event(s)", z3.read("README.txt").decode())
         finally:
             server.stop()
 

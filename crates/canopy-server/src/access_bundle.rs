@@ -15,6 +15,7 @@ use std::io::Write;
 const MAX_EVENTS: usize = 5_000_000;
 
 /// One identity cluster's data.
+#[derive(Default)]
 pub(crate) struct PersonData {
     ids: Vec<String>,
     profile: Option<ProfileState>,
@@ -110,6 +111,9 @@ pub(crate) fn write_zip(
         zip.write_all(bytes)
     };
     put("README.txt", readme(row, persons, now_ms).as_bytes())?;
+    // Nobody found: the same files, empty, so the bundle matches its README.
+    let nobody = [PersonData::default()];
+    let persons = if persons.is_empty() { &nobody[..] } else { persons };
     for (i, p) in persons.iter().enumerate() {
         let dir = if persons.len() == 1 {
             String::new()

@@ -51,6 +51,45 @@ impl Session {
         Ok(value)
     }
 
+    /// Streams `path` (a server path, or a URL on the server) to `dest` — through a temporary
+    /// file renamed at the end, so a failed download leaves nothing half-written — counting
+    /// bytes on `bar`. Returns the size.
+    pub async fn download(
+        &self,
+        path: &str,
+        dest: &std::path::Path,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<u64> {
+        use std::io::Write;
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.target.url())
+        };
+        let mut resp = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .context("contacting the server")?;
+        if !resp.status().is_success() {
+            bail!("{}: the download failed", resp.status());
+        }
+        let tmp = dest.with_extension("part");
+        let mut file =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut total = 0u64;
+        while let Some(chunk) = resp.chunk().await.context("reading the download")? {
+            file.write_all(&chunk)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            total += chunk.len() as u64;
+            bar.set_position(total);
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, dest).with_context(|| format!("writing {}", dest.display()))?;
+        Ok(total)
+    }
+
     /// Ends the session (stopping an embedded server, which flushes what the command wrote).
     pub async fn finish(self) -> Result<()> {
         self.target.finish().await

@@ -1,6 +1,6 @@
-//! `canopy dsr erase|status|verify-receipt`: data-subject requests from the command line.
-//! `erase` files the request with the server holding the data dir and follows it to its
-//! receipt; `verify-receipt` needs no server at all.
+//! `canopy dsr erase|export|status|verify-receipt`: data-subject requests from the command
+//! line. `erase` and `export` file the request with the server holding the data dir and follow
+//! it to its receipt or its bundle; `verify-receipt` needs no server at all.
 
 use crate::api_client::{Session, call};
 use crate::config::ServerFlags;
@@ -14,6 +14,9 @@ use std::time::Duration;
 pub enum DsrCommand {
     /// Erase a person (every identity linked to these ids) and save the signed receipt.
     Erase(EraseArgs),
+    /// Export everything held about a person (access / portability) as a zip bundle: events,
+    /// profile, identities, consent history, destinations, as JSON and CSV with a README.
+    Export(ExportArgs),
     /// Show one request, or the project's latest requests.
     Status {
         #[arg(long)]
@@ -59,9 +62,30 @@ pub struct EraseArgs {
     flags: ServerFlags,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    project: u64,
+    /// Any identifier of the person: distinct_id, user id, or device id.
+    #[arg(required = true)]
+    ids: Vec<String>,
+    /// gdpr, ccpa, coppa or dpdp (sets the deadline).
+    #[arg(long, default_value = "gdpr")]
+    regulation: String,
+    /// Where to write the zip bundle.
+    #[arg(long, default_value = "person-export.zip")]
+    out: PathBuf,
+    /// Give up waiting after this many seconds (the request carries on in the server).
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+    #[command(flatten)]
+    flags: ServerFlags,
+}
+
 pub async fn run(cmd: DsrCommand) -> Result<()> {
     match cmd {
         DsrCommand::Erase(a) => erase(a).await,
+        DsrCommand::Export(a) => export(a).await,
         DsrCommand::Status { project, id, flags } => status(project, id, &flags).await,
         DsrCommand::VerifyReceipt { receipt, keys } => verify(&receipt, &keys),
         DsrCommand::FindResidue(args) => crate::residue::run(args),
@@ -94,12 +118,55 @@ async fn follow_erasure(session: &Session, a: &EraseArgs) -> Result<Value> {
         "regulation": a.regulation,
         "suppress": !a.no_suppress,
     });
+    let done = file_and_follow(session, a.project, "erasures", &body, a.timeout_secs).await?;
+    Ok(done["receipt"].clone())
+}
+
+async fn export(a: ExportArgs) -> Result<()> {
+    let session = Session::open(&a.flags).await?;
+    let result = fetch_export(&session, &a).await;
+    session.finish().await?;
+    let bytes = result?;
+    println!(
+        "Exported: {} ({bytes} bytes; events, profile, identities, consent and destinations \
+         as JSON and CSV, README.txt explains every field).",
+        a.out.display()
+    );
+    Ok(())
+}
+
+async fn fetch_export(session: &Session, a: &ExportArgs) -> Result<u64> {
+    let body = json!({"distinct_ids": a.ids, "regulation": a.regulation});
+    let done = file_and_follow(session, a.project, "access", &body, a.timeout_secs).await?;
+    let link = done["download_url"]
+        .as_str()
+        .context("the completed request has no download link")?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} downloading {bytes} ({bytes_per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let written = session.download(link, &a.out, &bar).await;
+    bar.finish_and_clear();
+    written
+}
+
+/// Files a request (`kind`: `erasures` or `access`) and polls it until it ends; returns its
+/// final view, or an error when it failed, was cancelled or outlasted `timeout_secs`.
+async fn file_and_follow(
+    session: &Session,
+    project: u64,
+    kind: &str,
+    body: &Value,
+    timeout_secs: u64,
+) -> Result<Value> {
     let created = session
         .call(
             reqwest::Method::POST,
-            "/api/v1/dsr/erasures",
-            a.project,
-            Some(&body),
+            &format!("/api/v1/dsr/{kind}"),
+            project,
+            Some(body),
         )
         .await?;
     let id = created["id"]
@@ -108,17 +175,17 @@ async fn follow_erasure(session: &Session, a: &EraseArgs) -> Result<Value> {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
     let path = format!("/api/v1/dsr/requests/{id}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(a.timeout_secs);
+    let deadline = std::time::Instant::now() + Duration::from_secs(timeout_secs);
     loop {
         let r = session
-            .call(reqwest::Method::GET, &path, a.project, None)
+            .call(reqwest::Method::GET, &path, project, None)
             .await?;
         let status = r["status"].as_str().unwrap_or("unknown").to_string();
         bar.set_message(format!("request {id}: {status}"));
         match status.as_str() {
             "completed" => {
                 bar.finish_and_clear();
-                return Ok(r["receipt"].clone());
+                return Ok(r);
             }
             "failed" | "cancelled" => {
                 bar.finish_and_clear();
