@@ -113,7 +113,11 @@ pub(crate) fn write_zip(
     put("README.txt", readme(row, persons, now_ms).as_bytes())?;
     // Nobody found: the same files, empty, so the bundle matches its README.
     let nobody = [PersonData::default()];
-    let persons = if persons.is_empty() { &nobody[..] } else { persons };
+    let persons = if persons.is_empty() {
+        &nobody[..]
+    } else {
+        persons
+    };
     for (i, p) in persons.iter().enumerate() {
         let dir = if persons.len() == 1 {
             String::new()

@@ -63,6 +63,16 @@ fn newest_cutoff(plan: &[RetentionRule]) -> Option<i64> {
     plan.iter().filter_map(|r| r.cutoff_ms).max()
 }
 
+/// Before this time every event is due whatever its tier: the oldest cut-off, when every tier
+/// (unknown included) has a period.
+fn whole_segment_cutoff(plan: &[RetentionRule]) -> Option<i64> {
+    plan.iter()
+        .map(|r| r.cutoff_ms)
+        .collect::<Option<Vec<i64>>>()?
+        .into_iter()
+        .min()
+}
+
 /// Deletes every aged-out event of `project`; returns how many.
 pub(crate) fn apply(state: &AppState, project: ProjectId) -> Result<u64, ApiError> {
     let plan = plan(state, project)?;
@@ -75,13 +85,15 @@ pub(crate) fn apply(state: &AppState, project: ProjectId) -> Result<u64, ApiErro
         to_ms,
         matches: &matches,
     };
-    // One pass: the rewrite reads the candidate segments once and replaces only those that
-    // held aged-out events (a dry count first would read them all twice).
-    let report =
-        state
-            .queries
-            .store()
-            .rewrite_without(project, &selector, Duration::from_secs(30))?;
+    // One pass: segments older than every tier's cut-off are dropped whole, unread; the rest
+    // are read once and replaced only when they held aged-out events (a dry count first would
+    // read them all twice).
+    let report = state.queries.store().expire_events(
+        project,
+        &selector,
+        whole_segment_cutoff(&plan),
+        Duration::from_secs(30),
+    )?;
     if report.event_rows == 0 {
         return Ok(0);
     }

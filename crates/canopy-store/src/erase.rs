@@ -143,6 +143,8 @@ pub(crate) struct Rewrite {
     pub old: Arc<SegmentMeta>,
     pub kept: Vec<RecordBatch>,
     pub removed: HashMap<u64, u64>,
+    /// Rows removed without being read (a segment dropped whole), so not counted by person.
+    pub dropped_unread: u64,
 }
 
 /// A segment replaced by a rewrite: its replacement (already written under a fresh key and
@@ -151,6 +153,7 @@ struct Replaced {
     old: Arc<SegmentMeta>,
     new: Option<SegmentMeta>,
     removed: HashMap<u64, u64>,
+    dropped_unread: u64,
 }
 
 /// Reads one candidate, lets `rewrite_one` decide, and writes the replacement as segment `id`.
@@ -177,6 +180,7 @@ fn replace_one(
         old: rw.old,
         new,
         removed: rw.removed,
+        dropped_unread: rw.dropped_unread,
     }))
 }
 
@@ -239,6 +243,39 @@ impl Store {
             project,
             |s| selector.may_touch(s, buckets),
             |inner, s| filter_segment(inner, s, selector),
+            unlink_wait,
+        )
+    }
+
+    /// Retention: removes the events `selector` picks, like [`Store::rewrite_without`], but an
+    /// events segment whose every event is older than `whole_before_ms` (the oldest cut-off,
+    /// when every tier has a period) is dropped whole — its key and file go — without being
+    /// read.
+    pub fn expire_events(
+        &self,
+        project: ProjectId,
+        selector: &RowSelector<'_>,
+        whole_before_ms: Option<i64>,
+        unlink_wait: Duration,
+    ) -> Result<ErasureReport> {
+        let buckets = self.inner.manifest.lock().buckets;
+        let whole = |s: &SegmentMeta| {
+            s.partition.table == Table::Events && whole_before_ms.is_some_and(|t| s.max_time_ms < t)
+        };
+        self.rewrite(
+            project,
+            |s| whole(s) || selector.may_touch(s, buckets),
+            |inner, s| {
+                if whole(s) {
+                    return Ok(Some(Rewrite {
+                        old: s.clone(),
+                        kept: Vec::new(),
+                        removed: HashMap::new(),
+                        dropped_unread: s.rows,
+                    }));
+                }
+                filter_segment(inner, s, selector)
+            },
             unlink_wait,
         )
     }
@@ -329,7 +366,7 @@ impl Store {
     ) -> Result<()> {
         let mut added = Vec::new();
         for d in &done {
-            let n: u64 = d.removed.values().sum();
+            let n: u64 = d.removed.values().sum::<u64>() + d.dropped_unread;
             match d.old.partition.table {
                 Table::Events => report.event_rows += n,
                 Table::ProfileUpdates => report.profile_rows += n,
@@ -402,5 +439,6 @@ pub(crate) fn filter_segment(
         old: s.clone(),
         kept,
         removed,
+        dropped_unread: 0,
     }))
 }

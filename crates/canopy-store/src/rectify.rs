@@ -47,6 +47,7 @@ impl Store {
                     old: s.clone(),
                     kept: vec![events_to_batch(&rows)?],
                     removed: changed,
+                    dropped_unread: 0,
                 }))
             },
             unlink_wait,

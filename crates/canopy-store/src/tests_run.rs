@@ -284,3 +284,42 @@ fn an_oversized_segment_is_cut_even_alone() {
     // Nothing more to do: cut segments are not cut again.
     assert_eq!(store.compact_now().unwrap(), 0);
 }
+
+#[test]
+fn retention_drops_a_segment_older_than_every_cutoff_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = compacted(dir.path(), Arc::new(Keys::default()), 3);
+    // Every event of the first month (times 1.7e12 + i ms) is older than this.
+    let cutoff = 1_700_000_000_000 + 10 * 86_400_000;
+    // Paths and sizes only: holding the segments themselves would keep their files alive.
+    let old: Vec<(std::path::PathBuf, u64)> = store
+        .snapshot(P)
+        .segments
+        .iter()
+        .filter(|s| s.max_time_ms < cutoff)
+        .map(|s| (store.segment_path(s), s.rows))
+        .collect();
+    assert!(!old.is_empty());
+    let old_rows: u64 = old.iter().map(|(_, rows)| rows).sum();
+    // Garbage in place of those files: reading one would fail.
+    for (path, _) in &old {
+        std::fs::write(path, b"not a segment").unwrap();
+    }
+    let all = |_: &canopy_types::Event| true;
+    let selector = crate::RowSelector::Events {
+        from_ms: i64::MIN,
+        to_ms: cutoff,
+        matches: &all,
+    };
+    let report = store
+        .expire_events(P, &selector, Some(cutoff), Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(report.event_rows, old_rows);
+    assert_eq!(report.segments_dropped, old.len());
+    assert_eq!(report.segments_rewritten, 0);
+    assert!(report.old_files_unlinked);
+    for (path, _) in &old {
+        assert!(!path.exists());
+    }
+    assert_eq!(store.stats().segment_rows, 1800 - old_rows);
+}
