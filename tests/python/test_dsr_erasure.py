@@ -243,6 +243,16 @@ class GdprRetrieval(unittest.TestCase):
             self.assertEqual(json.loads(z3.read("events.json")), [])
             self.assertEqual(json.loads(z3.read("identities.json")), [])
             self.assertIn("0 identity cluster(s), 0 event(s)", z3.read("README.txt").decode())
+
+            # And `canopy dsr erase` by the same id: it waits for the receipt and saves it.
+            receipt_path = os.path.join(server.data, "..", "kid-9-receipt.json")
+            cli = subprocess.run([BIN, "dsr", "erase", "--project", str(server.project["id"]),
+                                  "--data-dir", server.data, "--receipt-out", receipt_path, "kid-9"],
+                                 capture_output=True, text=True, timeout=120)
+            self.assertEqual(cli.returncode, 0, cli.stderr)
+            receipt = json.load(open(receipt_path))
+            self.assertTrue(receipt["verification"]["passed"])
+            self.assertEqual(receipt["rows_removed"], 4, receipt)  # 3 events, 1 profile update
         finally:
             server.stop()
 

@@ -39,8 +39,9 @@ pub enum DsrCommand {
     },
 }
 
+/// Who a request is about, and how long to follow it.
 #[derive(Debug, clap::Args)]
-pub struct EraseArgs {
+pub struct SubjectArgs {
     #[arg(long)]
     project: u64,
     /// Any identifier of the person: distinct_id, user id, or device id.
@@ -49,12 +50,6 @@ pub struct EraseArgs {
     /// gdpr, ccpa, coppa or dpdp (sets the deadline).
     #[arg(long, default_value = "gdpr")]
     regulation: String,
-    /// Do not add the ids to the suppression list (later events would be stored again).
-    #[arg(long)]
-    no_suppress: bool,
-    /// Where to write the signed receipt.
-    #[arg(long, default_value = "receipt.json")]
-    receipt_out: PathBuf,
     /// Give up waiting after this many seconds (the request carries on in the server).
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
@@ -63,23 +58,24 @@ pub struct EraseArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ExportArgs {
+pub struct EraseArgs {
+    #[command(flatten)]
+    subject: SubjectArgs,
+    /// Do not add the ids to the suppression list (later events would be stored again).
     #[arg(long)]
-    project: u64,
-    /// Any identifier of the person: distinct_id, user id, or device id.
-    #[arg(required = true)]
-    ids: Vec<String>,
-    /// gdpr, ccpa, coppa or dpdp (sets the deadline).
-    #[arg(long, default_value = "gdpr")]
-    regulation: String,
+    no_suppress: bool,
+    /// Where to write the signed receipt.
+    #[arg(long, default_value = "receipt.json")]
+    receipt_out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    subject: SubjectArgs,
     /// Where to write the zip bundle.
     #[arg(long, default_value = "person-export.zip")]
     out: PathBuf,
-    /// Give up waiting after this many seconds (the request carries on in the server).
-    #[arg(long, default_value_t = 600)]
-    timeout_secs: u64,
-    #[command(flatten)]
-    flags: ServerFlags,
 }
 
 pub async fn run(cmd: DsrCommand) -> Result<()> {
@@ -93,7 +89,7 @@ pub async fn run(cmd: DsrCommand) -> Result<()> {
 }
 
 async fn erase(a: EraseArgs) -> Result<()> {
-    let session = Session::open(&a.flags).await?;
+    let session = Session::open(&a.subject.flags).await?;
     let result = follow_erasure(&session, &a).await;
     session.finish().await?;
     let receipt = result?;
@@ -113,17 +109,13 @@ async fn erase(a: EraseArgs) -> Result<()> {
 }
 
 async fn follow_erasure(session: &Session, a: &EraseArgs) -> Result<Value> {
-    let body = json!({
-        "distinct_ids": a.ids,
-        "regulation": a.regulation,
-        "suppress": !a.no_suppress,
-    });
-    let done = file_and_follow(session, a.project, "erasures", &body, a.timeout_secs).await?;
+    let suppress = json!({"suppress": !a.no_suppress});
+    let done = file_and_follow(session, &a.subject, "erasures", suppress).await?;
     Ok(done["receipt"].clone())
 }
 
 async fn export(a: ExportArgs) -> Result<()> {
-    let session = Session::open(&a.flags).await?;
+    let session = Session::open(&a.subject.flags).await?;
     let result = fetch_export(&session, &a).await;
     session.finish().await?;
     let bytes = result?;
@@ -136,8 +128,7 @@ async fn export(a: ExportArgs) -> Result<()> {
 }
 
 async fn fetch_export(session: &Session, a: &ExportArgs) -> Result<u64> {
-    let body = json!({"distinct_ids": a.ids, "regulation": a.regulation});
-    let done = file_and_follow(session, a.project, "access", &body, a.timeout_secs).await?;
+    let done = file_and_follow(session, &a.subject, "access", json!({})).await?;
     let link = done["download_url"]
         .as_str()
         .context("the completed request has no download link")?;
@@ -152,15 +143,18 @@ async fn fetch_export(session: &Session, a: &ExportArgs) -> Result<u64> {
     written
 }
 
-/// Files a request (`kind`: `erasures` or `access`) and polls it until it ends; returns its
-/// final view, or an error when it failed, was cancelled or outlasted `timeout_secs`.
+/// Files a request (`kind`: `erasures` or `access`; `extra` fields join the subject's) and
+/// polls it until it ends; returns its final view, or an error when it failed, was cancelled
+/// or outlasted the timeout.
 async fn file_and_follow(
     session: &Session,
-    project: u64,
+    subject: &SubjectArgs,
     kind: &str,
-    body: &Value,
-    timeout_secs: u64,
+    mut extra: Value,
 ) -> Result<Value> {
+    extra["distinct_ids"] = json!(subject.ids);
+    extra["regulation"] = json!(subject.regulation);
+    let (project, body) = (subject.project, &extra);
     let created = session
         .call(
             reqwest::Method::POST,
@@ -175,7 +169,7 @@ async fn file_and_follow(
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
     let path = format!("/api/v1/dsr/requests/{id}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(timeout_secs);
+    let deadline = std::time::Instant::now() + Duration::from_secs(subject.timeout_secs);
     loop {
         let r = session
             .call(reqwest::Method::GET, &path, project, None)
