@@ -86,6 +86,13 @@ def main():
     n = 100_000_000 if args.big else args.events
     tmp = args.workdir or tempfile.mkdtemp(prefix="canopy-bench-erasure-")
     os.makedirs(tmp, exist_ok=True)
+    # ClickHouse keeps each mutation's old parts for minutes: the 100M run peaked near 25 GB
+    # (a copy of Canopy's data, ClickHouse's parts old and new, DuckDB, one load chunk).
+    need = 250 * n
+    free = shutil.disk_usage(tmp).free
+    if free < need:
+        sys.exit("bench-erasure: %.0f GB free under %s, %.0f GB needed for %d events"
+                 % (free / 1e9, tmp, need / 1e9, n))
     parquet = os.path.join(tmp, "events.parquet")
     if not os.path.exists(parquet):
         pq.write_table(generate(n, args.persons), parquet, row_group_size=1_000_000)
