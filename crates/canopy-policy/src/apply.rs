@@ -232,7 +232,10 @@ impl Policy {
                 now_ms,
             );
         }
-        if policy.refuse_contact_ids {
+        // An aggregate-only event's ids are gone: what is left is Canopy's own pseudonym, whose
+        // hex digits can look like a phone number (a random one in ten did, and the event was
+        // refused).
+        if policy.refuse_contact_ids && !policy.aggregate_only {
             let ids = [
                 Some(e.distinct_id.as_str()),
                 e.properties.get("$user_id").and_then(Value::as_str),

@@ -61,6 +61,31 @@ fn indian_minors_are_counted_under_a_daily_pseudonym_never_tracked() {
 }
 
 #[test]
+fn regression_a_pseudonym_that_looks_like_a_phone_number_is_not_refused() {
+    let p = policy(Audience::Mixed);
+    // A day's salt under which the pseudonym of "kid-1" holds a long run of digits (about one
+    // salt in ten): the contact-identifier check took it for a phone number.
+    let salt = (0..=255u8)
+        .map(|b| [b; 32])
+        .find(|s| crate::detect::is_contact(&aggregate::pseudonym(s, "kid-1")))
+        .expect("some salt gives a digit-heavy pseudonym");
+    let salt_of_any_day = |_: i64| Some(salt);
+    for props in [
+        json!({"mp_country_code": "IN"}),
+        json!({"$age_band": "13-15", "mp_country_code": "IN"}),
+    ] {
+        let mut e = event("kid-1", props);
+        let facts = Facts {
+            daily_salt: Some(&salt_of_any_day),
+            ..Default::default()
+        };
+        let (v, _) = p.apply_event_with(&mut e, &mut Lint::default(), NOW, &facts);
+        assert_eq!(v, Verdict::Keep);
+        assert!(e.distinct_id.starts_with(PSEUDONYM_PREFIX));
+    }
+}
+
+#[test]
 fn aggregate_tiers_refuse_identity_events_and_events_without_a_salt() {
     let p = policy(Audience::Mixed);
     let props = json!({"mp_country_code": "IN", "$anon_distinct_id": "a"});
