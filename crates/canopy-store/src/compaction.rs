@@ -139,10 +139,10 @@ fn merge(
         olds.iter().map(|s| s.min_time_ms).min().unwrap_or(0),
         olds.iter().map(|s| s.max_time_ms).max().unwrap_or(0),
     );
-    let persons = batch
+    let column = batch
         .column_by_name("person")
-        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-        .ok_or_else(|| crate::StoreError::Manifest("segment person column is not UInt64".into()))?;
+        .ok_or_else(|| crate::StoreError::Manifest("segment lacks the person column".into()))?;
+    let persons = crate::person_filter::person_array(column)?;
     let mut out = Vec::new();
     for (from, to) in run_cuts(persons, inner.config.max_segment_rows.max(1) as usize) {
         let piece = batch.slice(from, to - from);

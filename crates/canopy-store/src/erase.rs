@@ -5,10 +5,10 @@
 //! old file is unlinked once no query holds it. A later scan ([`Store::count_person_rows`])
 //! proves what is left.
 
-use crate::erase_verify::person_array;
 use crate::flush::{flush_frozen, write_new_segment};
 use crate::layout::Table;
 use crate::manifest::SegmentMeta;
+use crate::person_filter::person_array;
 use crate::segment::read_segment;
 use crate::store::{Inner, Store};
 use crate::{Result, StoreError};
@@ -34,8 +34,6 @@ pub struct ErasureReport {
     pub segments_dropped: usize,
     /// Segments of the keys' buckets that were read.
     pub segments_scanned: usize,
-    /// Ids of the segments replaced (their files are unlinked once no query holds them).
-    pub replaced: Vec<u64>,
     /// Every replaced file was unlinked (false: a long query still held one when the wait
     /// ended; it is unlinked when that query ends, and its key is already gone).
     pub old_files_unlinked: bool,
@@ -147,13 +145,11 @@ pub(crate) struct Rewrite {
     pub dropped_unread: u64,
 }
 
-/// A segment replaced by a rewrite: its replacement (already written under a fresh key and
-/// the id reserved for it; `None` when no row was left) and what was removed.
+/// A segment replaced by a rewrite (its kept rows already written out) and its replacement,
+/// written under a fresh key and the id reserved for it (`None` when no row was left).
 struct Replaced {
-    old: Arc<SegmentMeta>,
+    rewrite: Rewrite,
     new: Option<SegmentMeta>,
-    removed: HashMap<u64, u64>,
-    dropped_unread: u64,
 }
 
 /// Reads one candidate, lets `rewrite_one` decide, and writes the replacement as segment `id`.
@@ -163,10 +159,13 @@ fn replace_one(
     s: &Arc<SegmentMeta>,
     rewrite_one: &(impl Fn(&Inner, &Arc<SegmentMeta>) -> Result<Option<Rewrite>> + Sync),
 ) -> Result<Option<Replaced>> {
-    let Some(rw) = rewrite_one(inner, s)? else {
+    let Some(mut rw) = rewrite_one(inner, s)? else {
         return Ok(None);
     };
-    let kept: Vec<RecordBatch> = rw.kept.into_iter().filter(|b| b.num_rows() > 0).collect();
+    let kept: Vec<RecordBatch> = std::mem::take(&mut rw.kept)
+        .into_iter()
+        .filter(|b| b.num_rows() > 0)
+        .collect();
     let new = if kept.is_empty() {
         None
     } else {
@@ -176,12 +175,7 @@ fn replace_one(
         meta.in_run = rw.old.in_run;
         Some(meta)
     };
-    Ok(Some(Replaced {
-        old: rw.old,
-        new,
-        removed: rw.removed,
-        dropped_unread: rw.dropped_unread,
-    }))
+    Ok(Some(Replaced { rewrite: rw, new }))
 }
 
 impl Store {
@@ -341,6 +335,7 @@ impl Store {
                     ..report
                 });
             }
+            let replaced: Vec<u64> = done.iter().map(|d| d.rewrite.old.id).collect();
             let mut manifest = inner.manifest.lock().clone();
             manifest.next_segment_id = first_id + candidates.len() as u64;
             self.swap_rewritten(manifest, done, &mut report)?;
@@ -350,7 +345,7 @@ impl Store {
                 segments = report.segments_rewritten + report.segments_dropped,
                 "rewrite"
             );
-            report.replaced.clone()
+            replaced
         };
         report.old_files_unlinked = self.await_unlink(&replaced, unlink_wait);
         Ok(report)
@@ -365,25 +360,25 @@ impl Store {
         report: &mut ErasureReport,
     ) -> Result<()> {
         let mut added = Vec::new();
-        for d in &done {
-            let n: u64 = d.removed.values().sum::<u64>() + d.dropped_unread;
-            match d.old.partition.table {
+        let mut old_ids = HashSet::new();
+        for Replaced { rewrite: r, new } in &done {
+            let n: u64 = r.removed.values().sum::<u64>() + r.dropped_unread;
+            match r.old.partition.table {
                 Table::Events => report.event_rows += n,
                 Table::ProfileUpdates => report.profile_rows += n,
             }
-            for (k, v) in &d.removed {
+            for (k, v) in &r.removed {
                 *report.rows_by_key.entry(*k).or_default() += v;
             }
-            match &d.new {
+            match new {
                 Some(meta) => {
                     report.segments_rewritten += 1;
                     added.push(meta.clone());
                 }
                 None => report.segments_dropped += 1,
             }
-            report.replaced.push(d.old.id);
+            old_ids.insert(r.old.id);
         }
-        let old_ids: HashSet<u64> = report.replaced.iter().copied().collect();
         crate::compaction::replace_segments(&self.inner, manifest, &old_ids, added)?;
         metrics::counter!("canopy_store_erasure_rewrites_total").increment(done.len() as u64);
         Ok(())

@@ -4,10 +4,11 @@
 use crate::erase::RowSelector;
 use crate::manifest::SegmentMeta;
 use crate::person_filter::PersonFilter;
+use crate::person_filter::person_array;
 use crate::segment::read_segment_column;
 use crate::store::Store;
 use crate::{Result, StoreError};
-use arrow::array::{Array, UInt64Array};
+use arrow::array::ArrayRef;
 use canopy_types::ProjectId;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -45,11 +46,7 @@ impl Store {
                 {
                     return Ok(None);
                 }
-                let key = self.segment_key(s)?;
-                let columns = read_segment_column(&self.segment_path(s), &key, s.id, "person")?;
-                if s.persons.get().is_none() {
-                    let _ = s.persons.set(PersonFilter::of_columns(&columns)?);
-                }
+                let columns = self.person_column(s)?;
                 let mut n = 0;
                 for c in columns {
                     let persons = person_array(&c)?;
@@ -80,6 +77,17 @@ impl Store {
         Ok(found)
     }
 
+    /// Reads a segment's person column, and gives the segment its person filter from it if it
+    /// has none yet (a segment found on disk at start-up).
+    fn person_column(&self, s: &SegmentMeta) -> Result<Vec<ArrayRef>> {
+        let key = self.segment_key(s)?;
+        let columns = read_segment_column(&self.segment_path(s), &key, s.id, "person")?;
+        if s.persons.get().is_none() {
+            let _ = s.persons.set(PersonFilter::of_columns(&columns)?);
+        }
+        Ok(columns)
+    }
+
     /// Builds the person filter of every live segment that lacks one (those found on disk at
     /// start-up), so the first erasure's verification need not read them; returns how many.
     pub fn warm_person_filters(&self) -> Result<usize> {
@@ -93,12 +101,7 @@ impl Store {
             .collect();
         let built = crate::parallel::map_on_cores(
             &missing,
-            |s| -> Result<()> {
-                let key = self.segment_key(s)?;
-                let columns = read_segment_column(&self.segment_path(s), &key, s.id, "person")?;
-                let _ = s.persons.set(PersonFilter::of_columns(&columns)?);
-                Ok(())
-            },
+            |s| self.person_column(s).map(|_| ()),
             || Err(StoreError::Manifest("a filter worker panicked".into())),
         );
         built.into_iter().collect::<Result<Vec<()>>>()?;
@@ -112,11 +115,4 @@ impl Store {
         metrics::gauge!("canopy_store_person_filter_bytes").set(bytes as f64);
         Ok(missing.len())
     }
-}
-
-pub(crate) fn person_array(column: &Arc<dyn Array>) -> Result<&UInt64Array> {
-    column
-        .as_any()
-        .downcast_ref::<UInt64Array>()
-        .ok_or_else(|| StoreError::Manifest("segment person column is not UInt64".into()))
 }

@@ -217,10 +217,7 @@ pub(crate) fn write_new_segment(
 fn person_range_of(batches: &[RecordBatch]) -> Option<(u64, u64)> {
     let mut range: Option<(u64, u64)> = None;
     for b in batches {
-        let persons = b
-            .column_by_name("person")?
-            .as_any()
-            .downcast_ref::<arrow::array::UInt64Array>()?;
+        let persons = crate::person_filter::person_array(b.column_by_name("person")?).ok()?;
         if let (Some(lo), Some(hi)) = (arrow::compute::min(persons), arrow::compute::max(persons)) {
             range = Some(match range {
                 Some((a, b)) => (a.min(lo), b.max(hi)),

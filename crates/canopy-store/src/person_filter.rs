@@ -48,10 +48,7 @@ impl PersonFilter {
     pub(crate) fn of_columns(columns: &[ArrayRef]) -> Result<Self> {
         let mut keys = Vec::new();
         for c in columns {
-            let persons = c.as_any().downcast_ref::<UInt64Array>().ok_or_else(|| {
-                StoreError::Manifest("segment person column is not UInt64".into())
-            })?;
-            keys.extend(persons.iter().flatten());
+            keys.extend(person_array(c)?.iter().flatten());
         }
         Ok(Self::of_keys(keys))
     }
@@ -85,6 +82,14 @@ impl PersonFilter {
             PersonFilter::Fuse(fuse) => fuse.fingerprints.len() * 2,
         }
     }
+}
+
+/// A segment's `person` column as what it is.
+pub(crate) fn person_array(column: &ArrayRef) -> Result<&UInt64Array> {
+    column
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .ok_or_else(|| StoreError::Manifest("segment person column is not UInt64".into()))
 }
 
 #[cfg(test)]
