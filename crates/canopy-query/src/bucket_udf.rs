@@ -33,12 +33,18 @@ impl BucketUdf {
     }
 
     fn index(&self, t: i64) -> Option<i32> {
-        if t >= self.end {
-            return None;
-        }
-        let i = self.starts.partition_point(|s| *s <= t).checked_sub(1)?;
-        i32::try_from(i).ok()
+        bucket_index(&self.starts, self.end, t)
     }
+}
+
+/// The bucket `t` falls in: bucket `i` covers `[starts[i], starts[i + 1])`, the last one ends
+/// at `end`; `None` outside them all.
+pub(crate) fn bucket_index(starts: &[i64], end: i64, t: i64) -> Option<i32> {
+    if t >= end {
+        return None;
+    }
+    let i = starts.partition_point(|s| *s <= t).checked_sub(1)?;
+    i32::try_from(i).ok()
 }
 
 impl PartialEq for BucketUdf {

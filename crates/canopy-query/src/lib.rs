@@ -12,6 +12,7 @@ mod bucket_udf;
 mod cohort_members;
 mod export;
 mod filters;
+mod hot;
 mod identity_udf;
 mod keys;
 mod lookups;
@@ -27,6 +28,7 @@ mod tail;
 
 pub use export::{ExportBackend, ExportRequest, ExportStream};
 pub use filters::{FilterOp, PropertyFilter, Source};
+pub use hot::DEFAULT_COLUMN_CACHE;
 pub use person_set_udf::PersonSet;
 pub use profiles::{Profile, Profiles};
 pub use property_udf::{PropKind, parse_time_ms, value_text};

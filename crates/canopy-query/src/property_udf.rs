@@ -214,30 +214,43 @@ impl ScalarUDFImpl for PropertyUdf {
         &self,
         args: ScalarFunctionArgs,
     ) -> datafusion::error::Result<ColumnarValue> {
-        let n = args.number_rows;
         let arrays = arrays(&args)?;
         let (other, typed) = arrays
             .split_first()
             .ok_or_else(|| DataFusionError::Plan("canopy_prop needs props_other".into()))?;
-        let typed = typed
+        property_values(other, typed, &self.property, self.kind).map(ColumnarValue::Array)
+    }
+}
+
+/// The values of `property` for every row, from its typed columns (`p.s.*`, `p.n.*`, `p.b.*`,
+/// first set one wins) and else the `props_other` JSON, as `kind` describes. Shared by the
+/// DataFusion function and the column cache, so both read a property alike.
+pub(crate) fn property_values(
+    other: &ArrayRef,
+    typed_arrays: &[ArrayRef],
+    property: &str,
+    kind: PropKind,
+) -> datafusion::error::Result<ArrayRef> {
+    let n = other.len();
+    {
+        let typed = typed_arrays
             .iter()
             .map(Typed::of)
             .collect::<datafusion::error::Result<Vec<_>>>()?;
         // The common case: one typed column and nothing in the JSON.
         if other.null_count() == other.len() && typed.len() == 1 {
-            match (&typed[0], self.kind) {
+            match (&typed[0], kind) {
                 (Typed::Num(_), PropKind::Number) => {
-                    return Ok(ColumnarValue::Array(arrays[1].clone()));
+                    return Ok(typed_arrays[0].clone());
                 }
                 (Typed::Str(_), PropKind::Text) => {
-                    let view = arrow::compute::cast(&arrays[1], &DataType::Utf8View)?;
-                    return Ok(ColumnarValue::Array(view));
+                    return Ok(arrow::compute::cast(&typed_arrays[0], &DataType::Utf8View)?);
                 }
                 _ => {}
             }
         }
         let other = Strings::of(other);
-        let needles = [(quoted(&self.property), self.property.as_str())];
+        let needles = [(quoted(property), property)];
         let mut scratch = Map::new();
         let mut value = |row: usize| -> Option<Value> {
             if let Some(v) = typed.iter().find_map(|t| t.value(row)) {
@@ -249,9 +262,9 @@ impl ScalarUDFImpl for PropertyUdf {
                 &needles,
                 &mut scratch,
             );
-            scratch.remove(&self.property)
+            scratch.remove(property)
         };
-        let out: ArrayRef = match self.kind {
+        let out: ArrayRef = match kind {
             PropKind::Text => {
                 let mut b = StringViewBuilder::with_capacity(n);
                 for row in 0..n {
@@ -274,7 +287,7 @@ impl ScalarUDFImpl for PropertyUdf {
                 Arc::new(b.finish())
             }
         };
-        Ok(ColumnarValue::Array(out))
+        Ok(out)
     }
 }
 

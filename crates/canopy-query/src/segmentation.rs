@@ -157,6 +157,11 @@ impl QueryEngine {
         if req.to_ms <= req.from_ms {
             return Err(QueryError::Invalid("to must be after from".into()));
         }
+        if self.column_cache_enabled()
+            && let Some(rows) = self.cached_aggregate(req)?
+        {
+            return Ok(rows);
+        }
         let df = self.filtered_events(req).await?;
         let fields: Vec<String> = column_names(&df);
         let segment = match &req.breakdown {

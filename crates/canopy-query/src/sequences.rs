@@ -4,6 +4,7 @@
 //! arrival (received time), then insert id, so every engine orders them alike.
 
 use crate::PersonSet;
+use crate::hot::shard_of;
 use crate::ndjson::{EventColumns, Strings};
 use crate::table::{QueryEngine, time_between};
 use crate::{QueryError, Result};
@@ -39,9 +40,10 @@ pub struct SequenceRow {
     pub event: u16,
     /// Boxed: most scans need no properties, and a small row sorts faster.
     pub properties: Option<Box<Map<String, Value>>>,
-    received_ms: i64,
-    /// (batch, row) of the row's insert id, read only to break ties in time and arrival.
-    tie: (u32, u32),
+    pub(crate) received_ms: i64,
+    /// Breaks ties in time and arrival: on the DataFusion path the (batch, row) of the row's
+    /// insert id; on the cached-column path (source, rank within the source).
+    pub(crate) tie: (u32, u32),
 }
 
 fn missing(name: &str) -> QueryError {
@@ -63,6 +65,10 @@ pub struct Sequences {
 }
 
 impl Sequences {
+    pub(crate) fn from_shards(shards: Vec<Vec<SequenceRow>>) -> Self {
+        Self { shards }
+    }
+
     /// Folds every person's rows into an accumulator per shard, shards on their own threads.
     pub fn fold_persons<A: Send>(
         &self,
@@ -103,6 +109,12 @@ impl QueryEngine {
             return Err(QueryError::Invalid(
                 "between 1 and 65535 event names".into(),
             ));
+        }
+        if !req.with_properties
+            && self.column_cache_enabled()
+            && let Some(rows) = self.cached_sequences(req)?
+        {
+            return Ok(rows);
         }
         let ctx = self.context(req.project, Some((req.from_ms, req.to_ms)))?;
         let mut df =
@@ -172,8 +184,7 @@ impl QueryEngine {
                 {
                     continue;
                 }
-                // A multiplicative hash spreads sequential keys evenly over the shards.
-                let shard = (person.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % n_shards;
+                let shard = shard_of(person, n_shards);
                 let properties = props.as_ref().map(|c| Box::new(c.properties(row)));
                 bytes += std::mem::size_of::<SequenceRow>()
                     + properties.as_ref().map_or(0, |p| p.len() * PROPERTY_BYTES);

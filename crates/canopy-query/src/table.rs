@@ -1,5 +1,6 @@
 //! A project's events (or profile updates) as a DataFusion table.
 
+use crate::hot::{ColumnCache, DEFAULT_COLUMN_CACHE};
 use crate::identity_udf::{DisplayId, ResolvePerson};
 use crate::keys::SegmentKeys;
 use crate::profiles::Profiles;
@@ -46,6 +47,9 @@ pub struct QueryEngine {
     runtime: Arc<RuntimeEnv>,
     /// The most memory one query's operators (hash tables, sorts) may hold.
     memory_limit: usize,
+    /// Decoded segment columns kept between queries; `None`: every query goes through
+    /// DataFusion over the Parquet segments.
+    column_cache: Option<Arc<ColumnCache>>,
 }
 
 /// The caches every query shares. Spilling to disk is off: a spill file would hold
@@ -95,7 +99,31 @@ impl QueryEngine {
             profile_cache: Arc::default(),
             runtime: shared_runtime(),
             memory_limit: DEFAULT_QUERY_MEMORY,
+            column_cache: Some(Arc::new(ColumnCache::new(DEFAULT_COLUMN_CACHE))),
         }
+    }
+
+    /// Bounds the column cache; `0` turns the cached-column engine off (every query goes
+    /// through DataFusion over the segments).
+    pub fn with_column_cache(mut self, bytes: usize) -> Self {
+        self.column_cache = (bytes > 0).then(|| Arc::new(ColumnCache::new(bytes)));
+        self
+    }
+
+    pub(crate) fn column_cache_enabled(&self) -> bool {
+        self.column_cache.is_some()
+    }
+
+    /// The column cache (a budget-less one when the engine is off, so nothing is kept).
+    pub(crate) fn column_cache(&self) -> Arc<ColumnCache> {
+        self.column_cache
+            .clone()
+            .unwrap_or_else(|| Arc::new(ColumnCache::new(0)))
+    }
+
+    /// Bytes of decoded columns held between queries.
+    pub fn column_cache_bytes(&self) -> usize {
+        self.column_cache.as_ref().map_or(0, |c| c.bytes())
     }
 
     /// Bounds each query's operator memory; a query that needs more fails with
@@ -160,9 +188,13 @@ impl QueryEngine {
         cache.insert(project, (signature, profiles));
     }
 
-    /// Forgets everything cached from stored data: materialized profiles and the decrypted
-    /// segment footers (whose statistics hold column values). Called after an erasure.
+    /// Forgets everything cached from stored data: materialized profiles, decoded columns and
+    /// the decrypted segment footers (whose statistics hold column values). Called after
+    /// every rewrite (erasure, retention, rectification, clean-up).
     pub fn clear_caches(&self) {
+        if let Some(c) = &self.column_cache {
+            c.clear();
+        }
         self.profile_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -97,9 +97,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Bounds each query's operator memory (`[query] memory_limit_mb`).
-    pub fn set_query_memory_limit(&mut self, bytes: usize) {
-        let engine = Arc::new((*self.queries).clone().with_memory_limit(bytes));
+    /// Bounds each query's operator memory (`[query] memory_limit_mb`) and the column cache
+    /// (`[query] column_cache_mb`; 0 turns it off).
+    pub fn set_query_limits(&mut self, memory_bytes: usize, column_cache_bytes: usize) {
+        let engine = Arc::new(
+            (*self.queries)
+                .clone()
+                .with_memory_limit(memory_bytes)
+                .with_column_cache(column_cache_bytes),
+        );
         self.queries = engine.clone();
         self.engine = engine;
     }

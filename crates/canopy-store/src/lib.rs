@@ -39,7 +39,7 @@ pub use erase_verify::RowsFound;
 pub use layout::{Month, Table};
 pub use manifest::SegmentMeta;
 pub use profiles::{SeqUpdate, TAIL_SEQ_BASE, batch_to_profiles, profiles_to_batch};
-pub use segment::{read_segment, segment_decryption_properties};
+pub use segment::{read_segment, read_segment_columns, segment_decryption_properties};
 pub use store::{AppendOutcome, CheckpointBarrier, Snapshot, Store, StoreConfig, StoreStats};
 pub use tail::TailChunk;
 

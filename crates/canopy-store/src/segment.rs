@@ -3,7 +3,7 @@
 //! files cannot be swapped). Written to a temporary name, fsync'd, renamed, directory fsync'd.
 
 use crate::{Result, io_err};
-use arrow::record_batch::RecordBatch;
+use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use canopy_crypto::Key;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
@@ -123,22 +123,44 @@ pub(crate) fn read_segment_column(
     segment_id: u64,
     column: &str,
 ) -> Result<Vec<arrow::array::ArrayRef>> {
+    let batches = read_segment_columns(path, key, segment_id, &[column])?;
+    if batches.first().is_some_and(|b| b.num_columns() == 0) {
+        return Err(crate::StoreError::Manifest(format!(
+            "segment lacks the column {column}"
+        )));
+    }
+    Ok(batches.into_iter().map(|b| b.column(0).clone()).collect())
+}
+
+/// Reads the named columns of a segment, in the segment's column order; names the segment
+/// lacks are skipped (no other column is read or decrypted). At least one batch is returned,
+/// so an empty result still carries the schema read.
+pub fn read_segment_columns(
+    path: &Path,
+    key: &Key,
+    segment_id: u64,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(io_err(path))?;
     let options = ArrowReaderOptions::new()
         .with_file_decryption_properties(segment_decryption_properties(key, segment_id)?);
     let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)?;
-    let index = builder
-        .schema()
-        .index_of(column)
-        .map_err(|_| crate::StoreError::Manifest(format!("segment lacks the column {column}")))?;
-    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [index]);
+    let indices: Vec<usize> = columns
+        .iter()
+        .filter_map(|c| builder.schema().index_of(c).ok())
+        .collect();
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
     let reader = builder
         .with_projection(mask)
         .with_batch_size(64 * 1024)
         .build()?;
+    let schema = reader.schema();
     let mut out = Vec::new();
     for b in reader {
-        out.push(b?.column(0).clone());
+        out.push(b?);
+    }
+    if out.is_empty() {
+        out.push(RecordBatch::new_empty(schema));
     }
     Ok(out)
 }

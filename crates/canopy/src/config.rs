@@ -47,12 +47,17 @@ pub struct QueryConfig {
     /// The most memory one query's operators (hash tables, sorts) may hold, in MiB; a query
     /// that needs more fails with a clear error (nothing spills to disk).
     pub memory_limit_mb: usize,
+    /// Decoded segment columns kept in memory between queries, in MiB (least recently used
+    /// out first; cleared by every erasure or other rewrite). `0` turns the cached-column
+    /// engine off, so every query decrypts and decodes the segments it reads.
+    pub column_cache_mb: usize,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
         Self {
             memory_limit_mb: canopy_query::DEFAULT_QUERY_MEMORY >> 20,
+            column_cache_mb: canopy_query::DEFAULT_COLUMN_CACHE >> 20,
         }
     }
 }
@@ -148,6 +153,7 @@ pub struct Config {
     pub geoip_db: Option<PathBuf>,
     pub client_ip_header: Option<String>,
     pub query_memory_limit: usize,
+    pub column_cache: usize,
     pub dsr_cancel_window: Duration,
     pub opendsr_domain: String,
 }
@@ -230,6 +236,7 @@ impl Config {
             geoip_db: flags.geoip_db.clone().or(file.privacy.geoip_db),
             client_ip_header: file.privacy.client_ip_header,
             query_memory_limit: file.query.memory_limit_mb.max(16) << 20,
+            column_cache: file.query.column_cache_mb << 20,
             dsr_cancel_window: Duration::from_secs(file.dsr.cancel_window_secs.min(30 * 86_400)),
             opendsr_domain: file
                 .dsr

@@ -176,7 +176,7 @@ pub async fn start(config: &Config, lock: File, announce: bool) -> Result<Runnin
         Arc::new(SystemClock),
     );
     state.metrics = metrics;
-    state.set_query_memory_limit(config.query_memory_limit);
+    state.set_query_limits(config.query_memory_limit, config.column_cache);
     state
         .enable_dsr(
             store.clone(),

@@ -1,0 +1,307 @@
+//! Insights from cached columns, for the shapes product teams run most: events by name in a
+//! range, totals or unique persons, per time bucket, optionally broken down by an event
+//! property (top N plus `$other`) and narrowed to a cohort. Everything else — `where`,
+//! property filters, profile properties, per-person and property statistics — goes through
+//! DataFusion (`segmentation.rs`); both give the same rows (tested side by side).
+
+use super::columns::ColumnKey;
+use crate::bucket_udf::bucket_index;
+use crate::filters::Source as PropertySource;
+use crate::segmentation::{
+    AggregateRequest, AggregateRow, Breakdown, BreakdownBy, Measure, OTHER_SEGMENT,
+};
+use crate::table::QueryEngine;
+use crate::{QueryError, Result};
+use arrow::array::Array;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Rough fixed cost of one group (entries in two maps, the group's vectors, its label).
+const GROUP_BYTES: usize = 160;
+
+/// Events (and persons) of one (event, segment) group, per bucket; the last slot is the
+/// whole range.
+#[derive(Debug, Default)]
+struct Group {
+    counts: Vec<u64>,
+    /// Persons per slot, consecutive repeats dropped (sources are person-ordered).
+    persons: Vec<Vec<u64>>,
+}
+
+#[derive(Debug, Default)]
+struct Partial {
+    labels: Vec<Option<String>>,
+    label_index: HashMap<Option<String>, u32>,
+    /// Groups by (event, label), and where each is in `groups`.
+    groups: Vec<((u16, u32), Group)>,
+    group_index: HashMap<(u16, u32), usize>,
+}
+
+impl Partial {
+    fn label(&mut self, text: Option<&str>) -> u32 {
+        if let Some(i) = self.label_index.get(&text.map(str::to_string)) {
+            return *i;
+        }
+        self.labels.push(text.map(str::to_string));
+        let i = (self.labels.len() - 1) as u32;
+        self.label_index.insert(text.map(str::to_string), i);
+        i
+    }
+
+    fn group(&mut self, key: (u16, u32), people: bool, slots: usize) -> usize {
+        if let Some(i) = self.group_index.get(&key) {
+            return *i;
+        }
+        self.groups.push((
+            key,
+            Group {
+                counts: vec![0; slots],
+                persons: if people {
+                    vec![Vec::new(); slots]
+                } else {
+                    Vec::new()
+                },
+            },
+        ));
+        self.group_index.insert(key, self.groups.len() - 1);
+        self.groups.len() - 1
+    }
+}
+
+fn blank(w: &Option<String>) -> bool {
+    w.as_deref().is_none_or(|w| w.trim().is_empty())
+}
+
+/// The segment a breakdown value lands in, as `keep_top` maps it on the DataFusion path.
+fn kept<'a>(value: Option<&'a str>, keep: Option<&[Option<String>]>) -> Option<&'a str> {
+    let Some(keep) = keep else { return value };
+    match value {
+        None if keep.iter().any(Option::is_none) => None,
+        Some(v) if keep.iter().flatten().any(|k| k == v) => Some(v),
+        _ => Some(OTHER_SEGMENT),
+    }
+}
+
+impl QueryEngine {
+    /// `None` when the request has a shape only the DataFusion path answers.
+    pub(crate) fn cached_aggregate(
+        &self,
+        req: &AggregateRequest,
+    ) -> Result<Option<Vec<AggregateRow>>> {
+        let people = match req.measure {
+            Measure::Total => false,
+            Measure::Unique => true,
+            _ => return Ok(None),
+        };
+        if !blank(&req.where_expr)
+            || req.events.iter().any(|e| !blank(&e.where_expr))
+            || !req.filters.is_empty()
+        {
+            return Ok(None);
+        }
+        let breakdown = match &req.breakdown {
+            None => None,
+            Some(Breakdown {
+                by:
+                    BreakdownBy::Property {
+                        property,
+                        source: PropertySource::Event,
+                    },
+                keep,
+            }) => Some((ColumnKey::PropertyText(property.clone()), keep.as_deref())),
+            Some(_) => return Ok(None),
+        };
+        let mut names: Vec<&str> = Vec::new();
+        for e in &req.events {
+            if !names.contains(&e.event.as_str()) {
+                names.push(&e.event);
+            }
+        }
+        let mut keys = vec![ColumnKey::Event, ColumnKey::Time];
+        if people || req.persons.is_some() {
+            keys.push(ColumnKey::Person);
+        }
+        if let Some((k, _)) = &breakdown {
+            keys.push(k.clone());
+        }
+        let buckets = req.buckets.as_deref();
+        let slots = buckets.map_or(0, <[i64]>::len) + 1;
+        let whole = slots - 1;
+        let aliases = self.identity().aliases(req.project)?;
+        let sources = self.hot_sources(req.project, req.from_ms, req.to_ms)?;
+        // Groups and person lists count against the query's memory limit.
+        let held = AtomicUsize::new(0);
+        let partials = self.fold_sources(&sources, &keys, Partial::default, |acc, _, cols| {
+            let mut added = 0usize;
+            let events = cols.text(&ColumnKey::Event)?;
+            let wanted: Vec<Option<u16>> = events.translate(|name| {
+                let name = name?;
+                names.iter().position(|n| *n == name).map(|i| i as u16)
+            });
+            let segments: Option<(&[u32], Vec<u32>)> = match &breakdown {
+                Some((key, keep)) => {
+                    let codes = cols.text(key)?;
+                    Some((&codes.codes, codes.translate(|v| acc.label(kept(v, *keep)))))
+                }
+                None => None,
+            };
+            let none_label = if segments.is_none() {
+                acc.label(None)
+            } else {
+                0
+            };
+            let time = cols.times(&ColumnKey::Time)?;
+            let persons = if keys.contains(&ColumnKey::Person) {
+                Some(cols.persons()?)
+            } else {
+                None
+            };
+            let mut last: Option<(u64, u64)> = None;
+            // Group of (event, local segment code): looked up once per source, not per row.
+            let width = segments.as_ref().map_or(1, |(_, t)| t.len().max(1));
+            let mut local: Vec<Option<usize>> = vec![None; names.len() * width];
+            for (row, code) in events.codes.iter().enumerate() {
+                let Some(ev) = wanted[*code as usize] else {
+                    continue;
+                };
+                let t = time[row];
+                if t < req.from_ms || t >= req.to_ms {
+                    continue;
+                }
+                let person = match persons {
+                    Some(p) if !p.is_null(row) => {
+                        let raw = p.value(row);
+                        Some(match last {
+                            Some((r, resolved)) if r == raw => resolved,
+                            _ => {
+                                let resolved = aliases.get(&raw).copied().unwrap_or(raw);
+                                last = Some((raw, resolved));
+                                resolved
+                            }
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some((members, negate)) = &req.persons
+                    && person.is_some_and(|p| members.contains(&p)) == *negate
+                {
+                    continue;
+                }
+                let seg_code = segments.as_ref().map_or(0, |(c, _)| c[row] as usize);
+                let slot_key = usize::from(ev) * width + seg_code;
+                let index = match local[slot_key] {
+                    Some(i) => i,
+                    None => {
+                        let label = segments.as_ref().map_or(none_label, |(_, t)| t[seg_code]);
+                        let i = acc.group((ev, label), people, slots);
+                        added += GROUP_BYTES
+                            + slots * 8 * (1 + usize::from(people))
+                            + acc.labels[label as usize].as_ref().map_or(0, String::len);
+                        local[slot_key] = Some(i);
+                        i
+                    }
+                };
+                let group = &mut acc.groups[index].1;
+                let bucket = buckets
+                    .and_then(|b| bucket_index(b, req.to_ms, t))
+                    .map(|b| b as usize);
+                for slot in bucket.into_iter().chain([whole]) {
+                    group.counts[slot] += 1;
+                    if let (true, Some(p)) = (people, person)
+                        && group.persons[slot].last() != Some(&p)
+                    {
+                        group.persons[slot].push(p);
+                        added += 8;
+                    }
+                }
+            }
+            if held.fetch_add(added, Ordering::Relaxed) + added > self.memory_limit() {
+                return Err(QueryError::TooLarge);
+            }
+            Ok(())
+        })?;
+        Ok(Some(finish(
+            partials,
+            &names,
+            people,
+            buckets.is_some(),
+            slots,
+        )))
+    }
+}
+
+/// Merges the cores' partial groups by (event, segment text) and measures each slot.
+fn finish(
+    partials: Vec<Partial>,
+    names: &[&str],
+    people: bool,
+    bucketed: bool,
+    slots: usize,
+) -> Vec<AggregateRow> {
+    let mut merged: HashMap<(u16, Option<String>), Group> = HashMap::new();
+    for partial in partials {
+        for ((ev, label), group) in partial.groups {
+            let text = partial.labels[label as usize].clone();
+            let into = merged.entry((ev, text)).or_default();
+            if into.counts.is_empty() {
+                *into = group;
+                continue;
+            }
+            for (a, b) in into.counts.iter_mut().zip(&group.counts) {
+                *a += b;
+            }
+            for (a, b) in into.persons.iter_mut().zip(group.persons) {
+                a.extend(b);
+            }
+        }
+    }
+    let mut jobs: Vec<((u16, Option<String>), usize, Group)> = Vec::new();
+    for (key, group) in merged {
+        jobs.push((key, slots, group));
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let measured: Vec<AggregateRow> = std::thread::scope(|scope| {
+        let chunk = jobs.len().div_ceil(cores).max(1);
+        let handles: Vec<_> = jobs
+            .chunks_mut(chunk)
+            .map(|chunk| scope.spawn(move || measure(chunk, names, people, bucketed)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    measured
+}
+
+fn measure(
+    jobs: &mut [((u16, Option<String>), usize, Group)],
+    names: &[&str],
+    people: bool,
+    bucketed: bool,
+) -> Vec<AggregateRow> {
+    let mut rows = Vec::new();
+    for ((ev, segment), slots, group) in jobs.iter_mut() {
+        let whole = *slots - 1;
+        for slot in 0..*slots {
+            if group.counts[slot] == 0 || (slot != whole && !bucketed) {
+                continue;
+            }
+            let value = if people {
+                let persons = &mut group.persons[slot];
+                persons.sort_unstable();
+                persons.dedup();
+                persons.len() as f64
+            } else {
+                group.counts[slot] as f64
+            };
+            rows.push(AggregateRow {
+                event: names[usize::from(*ev)].to_string(),
+                segment: segment.clone(),
+                bucket: (slot != whole).then_some(slot as u32),
+                value: Some(value),
+            });
+        }
+    }
+    rows
+}
