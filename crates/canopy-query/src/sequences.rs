@@ -69,22 +69,29 @@ impl Sequences {
         Self { shards }
     }
 
-    /// Folds every person's rows into an accumulator per shard, shards on their own threads.
+    /// Folds every person's rows into one accumulator per core; cores take shards from a
+    /// shared queue (a person's rows are all in one shard).
     pub fn fold_persons<A: Send>(
         &self,
         init: impl Fn() -> A + Sync,
         f: impl Fn(&mut A, &[SequenceRow]) + Sync,
     ) -> Vec<A> {
-        let (init, f) = (&init, &f);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (init, f, next, shards) = (&init, &f, &next, &self.shards);
+        let cores = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, shards.len().max(1));
         std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .shards
-                .iter()
-                .map(|rows| {
+            let handles: Vec<_> = (0..cores)
+                .map(|_| {
                     scope.spawn(move || {
                         let mut acc = init();
-                        for person in rows.chunk_by(|a, b| a.person == b.person) {
-                            f(&mut acc, person);
+                        while let Some(rows) =
+                            shards.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                        {
+                            for person in rows.chunk_by(|a, b| a.person == b.person) {
+                                f(&mut acc, person);
+                            }
                         }
                         acc
                     })

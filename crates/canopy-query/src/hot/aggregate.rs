@@ -157,6 +157,7 @@ impl QueryEngine {
                 None
             };
             let mut last: Option<(u64, u64)> = None;
+            let mut cursor = BucketCursor::default();
             // Group of (event, local segment code): looked up once per source, not per row.
             let width = segments.as_ref().map_or(1, |(_, t)| t.len().max(1));
             let mut local: Vec<Option<usize>> = vec![None; names.len() * width];
@@ -174,7 +175,11 @@ impl QueryEngine {
                         Some(match last {
                             Some((r, resolved)) if r == raw => resolved,
                             _ => {
-                                let resolved = aliases.get(&raw).copied().unwrap_or(raw);
+                                let resolved = if aliases.is_empty() {
+                                    raw
+                                } else {
+                                    aliases.get(&raw).copied().unwrap_or(raw)
+                                };
                                 last = Some((raw, resolved));
                                 resolved
                             }
@@ -202,9 +207,7 @@ impl QueryEngine {
                     }
                 };
                 let group = &mut acc.groups[index].1;
-                let bucket = buckets
-                    .and_then(|b| bucket_index(b, req.to_ms, t))
-                    .map(|b| b as usize);
+                let bucket = buckets.and_then(|b| cursor.index(b, req.to_ms, t));
                 for slot in bucket.into_iter().chain([whole]) {
                     group.counts[slot] += 1;
                     if let (true, Some(p)) = (people, person)
@@ -227,6 +230,29 @@ impl QueryEngine {
             buckets.is_some(),
             slots,
         )))
+    }
+}
+
+/// The bucket of the previous row, checked first: a person's rows are in time order, so
+/// most rows fall in the bucket of the row before.
+#[derive(Debug, Default)]
+struct BucketCursor {
+    /// (index, start, end) of the last bucket found.
+    last: Option<(usize, i64, i64)>,
+}
+
+impl BucketCursor {
+    fn index(&mut self, starts: &[i64], end: i64, t: i64) -> Option<usize> {
+        if let Some((i, lo, hi)) = self.last
+            && lo <= t
+            && t < hi
+        {
+            return Some(i);
+        }
+        let i = bucket_index(starts, end, t)? as usize;
+        let hi = starts.get(i + 1).copied().unwrap_or(end).min(end);
+        self.last = Some((i, starts[i], hi));
+        Some(i)
     }
 }
 
@@ -255,53 +281,57 @@ fn finish(
             }
         }
     }
-    let mut jobs: Vec<((u16, Option<String>), usize, Group)> = Vec::new();
-    for (key, group) in merged {
-        jobs.push((key, slots, group));
+    // One job per (group, slot) that has events, largest person lists first, taken from a
+    // shared queue: the whole range's list is by far the largest and sorts while the other
+    // cores measure the buckets.
+    let whole = slots - 1;
+    let mut jobs: Vec<Job> = Vec::new();
+    for ((ev, segment), mut group) in merged {
+        for slot in 0..slots {
+            if group.counts[slot] == 0 || (slot != whole && !bucketed) {
+                continue;
+            }
+            jobs.push(Job {
+                row: AggregateRow {
+                    event: names[usize::from(ev)].to_string(),
+                    segment: segment.clone(),
+                    bucket: (slot != whole).then_some(slot as u32),
+                    value: Some(group.counts[slot] as f64),
+                },
+                persons: people.then(|| std::mem::take(&mut group.persons[slot])),
+            });
+        }
     }
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.persons.as_ref().map_or(0, Vec::len)));
+    let queue = std::sync::Mutex::new(jobs.into_iter());
+    let queue = &queue;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let measured: Vec<AggregateRow> = std::thread::scope(|scope| {
-        let chunk = jobs.len().div_ceil(cores).max(1);
-        let handles: Vec<_> = jobs
-            .chunks_mut(chunk)
-            .map(|chunk| scope.spawn(move || measure(chunk, names, people, bucketed)))
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..cores)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut rows = Vec::new();
+                    while let Some(mut job) = queue.lock().ok().and_then(|mut q| q.next()) {
+                        if let Some(mut persons) = job.persons.take() {
+                            persons.sort_unstable();
+                            persons.dedup();
+                            job.row.value = Some(persons.len() as f64);
+                        }
+                        rows.push(job.row);
+                    }
+                    rows
+                })
+            })
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
-    });
-    measured
+    })
 }
 
-fn measure(
-    jobs: &mut [((u16, Option<String>), usize, Group)],
-    names: &[&str],
-    people: bool,
-    bucketed: bool,
-) -> Vec<AggregateRow> {
-    let mut rows = Vec::new();
-    for ((ev, segment), slots, group) in jobs.iter_mut() {
-        let whole = *slots - 1;
-        for slot in 0..*slots {
-            if group.counts[slot] == 0 || (slot != whole && !bucketed) {
-                continue;
-            }
-            let value = if people {
-                let persons = &mut group.persons[slot];
-                persons.sort_unstable();
-                persons.dedup();
-                persons.len() as f64
-            } else {
-                group.counts[slot] as f64
-            };
-            rows.push(AggregateRow {
-                event: names[usize::from(*ev)].to_string(),
-                segment: segment.clone(),
-                bucket: (slot != whole).then_some(slot as u32),
-                value: Some(value),
-            });
-        }
-    }
-    rows
+/// One output row to measure: its count, or the persons to count.
+struct Job {
+    row: AggregateRow,
+    persons: Option<Vec<u64>>,
 }

@@ -6,10 +6,13 @@
 //! order them, and the scan declines so the caller takes the DataFusion path.
 
 use super::columns::ColumnKey;
+use super::sources::Source;
 use crate::sequences::{SequenceRequest, SequenceRow, Sequences};
 use crate::table::QueryEngine;
 use crate::{QueryError, Result};
 use arrow::array::Array;
+use canopy_types::PersonKey;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Set in a row's source number when its key was merged into another person's: its rank
@@ -29,7 +32,17 @@ impl QueryEngine {
             return Ok(None);
         }
         let aliases = self.identity().aliases(req.project)?;
-        let n_shards = self.target_partitions().max(1);
+        // One shard per person bucket of the store: a bucket's rows come from its own
+        // segments only (a few sorted runs), so each shard's sort merges few runs.
+        let n_shards = sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Segment(m) => Some(m.partition.bucket as usize + 1),
+                Source::Tail(_) => None,
+            })
+            .max()
+            .unwrap_or(1)
+            .max(self.target_partitions());
         let bytes = AtomicUsize::new(0);
         let keys = [
             ColumnKey::Person,
@@ -70,7 +83,11 @@ impl QueryEngine {
                         match last {
                             Some((r, p, m)) if r == raw => (p, m),
                             _ => {
-                                let p = aliases.get(&raw).copied().unwrap_or(raw);
+                                let p = if aliases.is_empty() {
+                                    raw
+                                } else {
+                                    aliases.get(&raw).copied().unwrap_or(raw)
+                                };
                                 last = Some((raw, p, p != raw));
                                 (p, p != raw)
                             }
@@ -82,7 +99,7 @@ impl QueryEngine {
                         continue;
                     }
                     let tag = source as u32 | if merged { MERGED } else { 0 };
-                    shards[shard_of(person, n_shards)].push(SequenceRow {
+                    shards[PersonKey(person).bucket(n_shards as u32) as usize].push(SequenceRow {
                         person,
                         time_ms: t,
                         event,
@@ -112,20 +129,28 @@ impl QueryEngine {
                 }
             }
         }
+        let queue = Mutex::new(shards.iter_mut());
+        let queue = &queue;
+        let cores = self.target_partitions().max(1);
         let exact = std::thread::scope(|scope| {
-            let handles: Vec<_> = shards
-                .iter_mut()
-                .map(|shard| {
+            let handles: Vec<_> = (0..cores)
+                .map(|_| {
                     scope.spawn(move || {
-                        // Stable and run-adaptive: each source's rows arrive (person, time)
-                        // ordered, so a shard is a few sorted runs to merge.
-                        shard.sort_by_key(|r| (r.person, r.time_ms, r.received_ms, r.tie));
-                        !shard.windows(2).any(|w| {
-                            let (a, b) = (&w[0], &w[1]);
-                            (a.person, a.time_ms, a.received_ms)
-                                == (b.person, b.time_ms, b.received_ms)
-                                && (a.tie.0 != b.tie.0 || a.tie.0 & MERGED != 0)
-                        })
+                        let mut exact = true;
+                        loop {
+                            let Some(shard) = queue.lock().ok().and_then(|mut q| q.next()) else {
+                                return exact;
+                            };
+                            // Stable and run-adaptive: each source's rows arrive (person,
+                            // time) ordered, so a shard is a few sorted runs to merge.
+                            shard.sort_by_key(|r| (r.person, r.time_ms, r.received_ms, r.tie));
+                            exact &= !shard.windows(2).any(|w| {
+                                let (a, b) = (&w[0], &w[1]);
+                                (a.person, a.time_ms, a.received_ms)
+                                    == (b.person, b.time_ms, b.received_ms)
+                                    && (a.tie.0 != b.tie.0 || a.tie.0 & MERGED != 0)
+                            });
+                        }
                     })
                 })
                 .collect();
