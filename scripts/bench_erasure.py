@@ -26,11 +26,9 @@ import duckdb
 import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_analytics import DAY, Canopy, generate  # noqa: E402
+from bench_analytics import CHUNK, DAY, Canopy, generate, import_into_canopy  # noqa: E402
 from bench_clickhouse import ch_query, ensure_clickhouse, start_clickhouse  # noqa: E402
 
-
-CHUNK = 10_000_000
 
 
 def canopy_erase(canopy, ids):
@@ -104,19 +102,9 @@ def main():
     if not os.path.exists(os.path.join(pristine, "loaded")):
         shutil.rmtree(pristine, ignore_errors=True)
         os.makedirs(pristine)
-        duck = duckdb.connect()
         c = Canopy(args.bin, pristine)
         t = time.time()
-        # In chunks of 10M events, so 100M never needs its whole NDJSON on disk at once.
-        for lo in range(0, n, CHUNK):
-            ndjson = os.path.join(tmp, "events-%d.ndjson" % lo)
-            duck.execute("COPY (SELECT event, json_merge_patch('{}', json_object('time', time, 'distinct_id', person, "
-                         "'$insert_id', iid::VARCHAR, 'plat', plat, 'country', country, 'app_version', app_version, "
-                         "'price', price, 'level', level)) AS properties FROM read_parquet('%s') "
-                         "WHERE iid >= %d AND iid < %d) TO '%s' (FORMAT JSON)" % (parquet, lo, lo + CHUNK, ndjson))
-            subprocess.run([args.bin, "import", ndjson, "--project", str(c.project["id"]), "--data-dir", c.data],
-                           check=True, stdout=subprocess.DEVNULL)
-            os.remove(ndjson)
+        import_into_canopy(args.bin, c, parquet, n, tmp)
         c.stop()
         c.start()
         c.settle()

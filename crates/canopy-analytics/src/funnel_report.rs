@@ -193,21 +193,38 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
         order,
         hold_constant: req.hold_constant.is_some(),
     };
+    // Per scanned name, once per query: the steps it may match and the exclusions it is.
+    let by_name: Vec<(u32, u32)> = names
+        .iter()
+        .map(|name| {
+            let mut steps_of = 0u32;
+            for (i, s) in steps.iter().enumerate() {
+                if s.event == *name {
+                    steps_of |= 1 << i;
+                }
+            }
+            let mut excludes = 0u32;
+            for x in &req.exclusions {
+                if x.event == *name {
+                    excludes |= 1 << (x.after_step - 1);
+                }
+            }
+            (steps_of, excludes)
+        })
+        .collect();
     let step_event = |r: &SequenceRow| -> StepEvent {
         let name = names[usize::from(r.event)].as_str();
         let props = r.properties.as_deref();
+        let (candidates, excludes) = by_name[usize::from(r.event)];
         let mut matched = 0u32;
         for (i, s) in steps.iter().enumerate() {
             // People enter only inside the range; later steps may follow until the window ends.
             let enters_late = i == 0 && r.time_ms >= req.to_ms;
-            if !enters_late && s.matches(name, props) {
+            if candidates & (1 << i) != 0
+                && !enters_late
+                && (!s.has_filter() || s.matches(name, props))
+            {
                 matched |= 1 << i;
-            }
-        }
-        let mut excludes = 0u32;
-        for x in &req.exclusions {
-            if x.event == name {
-                excludes |= 1 << (x.after_step - 1);
             }
         }
         let constant = req.hold_constant.as_ref().and_then(|k| {

@@ -117,11 +117,8 @@ impl QueryEngine {
                 "between 1 and 65535 event names".into(),
             ));
         }
-        if !req.with_properties
-            && self.column_cache_enabled()
-            && let Some(rows) = self.cached_sequences(req)?
-        {
-            return Ok(rows);
+        if !req.with_properties && self.column_cache_enabled() {
+            return self.cached_sequences(req);
         }
         let ctx = self.context(req.project, Some((req.from_ms, req.to_ms)))?;
         let mut df =

@@ -161,10 +161,17 @@ impl QueryEngine {
             // Group of (event, local segment code): looked up once per source, not per row.
             let width = segments.as_ref().map_or(1, |(_, t)| t.len().max(1));
             let mut local: Vec<Option<usize>> = vec![None; names.len() * width];
-            for (row, code) in events.codes.iter().enumerate() {
-                let Some(ev) = wanted[*code as usize] else {
-                    continue;
-                };
+            // Only the wanted events' rows, from the event column's postings.
+            let matched = wanted
+                .iter()
+                .enumerate()
+                .filter_map(|(code, ev)| Some((code, (*ev)?)))
+                .map(|(code, ev)| Ok((ev, events.rows_of(code).ok_or_else(no_postings)?)))
+                .collect::<Result<Vec<_>>>()?;
+            for (ev, row) in matched
+                .into_iter()
+                .flat_map(|(ev, rows)| rows.iter().map(move |r| (ev, *r as usize)))
+            {
                 let t = time[row];
                 if t < req.from_ms || t >= req.to_ms {
                     continue;
@@ -231,6 +238,10 @@ impl QueryEngine {
             slots,
         )))
     }
+}
+
+fn no_postings() -> QueryError {
+    QueryError::Invalid("the event column has no postings".into())
 }
 
 /// The bucket of the previous row, checked first: a person's rows are in time order, so

@@ -16,6 +16,9 @@ use std::sync::Arc;
 pub(crate) struct Codes {
     pub codes: Vec<u32>,
     pub values: Vec<Option<Arc<str>>>,
+    /// For the event column: the rows of each code, in row order (`starts[c]..starts[c+1]`
+    /// of `rows`), so a report on one event reads only that event's rows.
+    postings: Option<(Vec<u32>, Vec<u32>)>,
 }
 
 impl Codes {
@@ -31,7 +34,38 @@ impl Codes {
             });
             codes.push(code);
         }
-        Self { codes, values }
+        Self {
+            codes,
+            values,
+            postings: None,
+        }
+    }
+
+    /// Adds the rows of each code (a counting sort: two passes over the codes).
+    fn with_postings(mut self) -> Self {
+        let mut starts = vec![0u32; self.values.len() + 1];
+        for c in &self.codes {
+            starts[*c as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut next = starts.clone();
+        let mut rows = vec![0u32; self.codes.len()];
+        for (row, c) in self.codes.iter().enumerate() {
+            let at = &mut next[*c as usize];
+            rows[*at as usize] = row as u32;
+            *at += 1;
+        }
+        self.postings = Some((starts, rows));
+        self
+    }
+
+    /// The rows holding `code`, in row order, when the column has postings.
+    pub fn rows_of(&self, code: usize) -> Option<&[u32]> {
+        let (starts, rows) = self.postings.as_ref()?;
+        let (from, to) = (*starts.get(code)?, *starts.get(code + 1)?);
+        rows.get(from as usize..to as usize)
     }
 
     /// For each value of the table, what `f` makes of it: a per-source lookup table, so rows
@@ -60,6 +94,9 @@ impl HotColumn {
             HotColumn::Times(t) => t.len() * 8,
             HotColumn::Text(c) => {
                 c.codes.len() * 4
+                    + c.postings
+                        .as_ref()
+                        .map_or(0, |(s, r)| (s.len() + r.len()) * 4)
                     + c.values
                         .iter()
                         .map(|v| 24 + v.as_ref().map_or(0, |s| s.len()))
@@ -123,7 +160,7 @@ impl ColumnKey {
                 let events = column("event")?;
                 let strings = Strings::of(events)
                     .ok_or_else(|| QueryError::Invalid("event is not text".into()))?;
-                HotColumn::Text(Codes::encode(&strings, events.len()))
+                HotColumn::Text(Codes::encode(&strings, events.len()).with_postings())
             }
             ColumnKey::Tie => {
                 let sort = |name: &str| -> Result<SortColumn> {

@@ -9,6 +9,7 @@ mod cache;
 mod columns;
 mod sequences;
 mod sources;
+mod ties;
 
 pub(crate) use cache::ColumnCache;
 pub use cache::DEFAULT_COLUMN_CACHE;

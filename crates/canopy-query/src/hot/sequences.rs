@@ -2,22 +2,20 @@
 //! of the wanted events in the range, sharded by person, then each shard sorted on integers
 //! — (person, time, arrival, source, tie rank) — where the DataFusion path compares insert
 //! ids. A source's tie rank already orders its equal (person, time, arrival) rows by insert
-//! id; when equal rows come from two sources (or two merged keys), only the insert ids can
-//! order them, and the scan declines so the caller takes the DataFusion path.
+//! id; equal rows from two sources (or two merged keys) are ordered by their insert ids,
+//! read for them alone (`ties.rs`).
 
 use super::columns::ColumnKey;
 use super::sources::Source;
+use super::ties::{MERGED, unordered_groups};
 use crate::sequences::{SequenceRequest, SequenceRow, Sequences};
 use crate::table::QueryEngine;
 use crate::{QueryError, Result};
 use arrow::array::Array;
 use canopy_types::PersonKey;
+use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Set in a row's source number when its key was merged into another person's: its rank
-/// orders it among its own key's rows only.
-const MERGED: u32 = 1 << 31;
 
 /// Shard of a person: a multiplicative hash spreads sequential keys evenly.
 pub(crate) fn shard_of(person: u64, shards: usize) -> usize {
@@ -25,11 +23,10 @@ pub(crate) fn shard_of(person: u64, shards: usize) -> usize {
 }
 
 impl QueryEngine {
-    /// `None` when rows tie in a way only insert ids can order (see the module comment).
-    pub(crate) fn cached_sequences(&self, req: &SequenceRequest) -> Result<Option<Sequences>> {
+    pub(crate) fn cached_sequences(&self, req: &SequenceRequest) -> Result<Sequences> {
         let sources = self.hot_sources(req.project, req.from_ms, req.to_ms)?;
         if sources.len() >= MERGED as usize {
-            return Ok(None);
+            return Err(QueryError::Invalid("too many segments for one scan".into()));
         }
         let aliases = self.identity().aliases(req.project)?;
         // One shard per person bucket of the store: a bucket's rows come from its own
@@ -51,6 +48,7 @@ impl QueryEngine {
             ColumnKey::Event,
             ColumnKey::Tie,
         ];
+        let started = std::time::Instant::now();
         let parts = self.fold_sources(
             &sources,
             &keys,
@@ -66,40 +64,54 @@ impl QueryEngine {
                     cols.times(&ColumnKey::Received)?,
                 );
                 let (persons, ranks) = (cols.persons()?, cols.ranks()?);
-                let mut last: Option<(u64, u64, bool)> = None;
+                // The previous row's (stored key, person, merged, shard): a person's rows are
+                // consecutive, so the lookup and the bucket are computed once per person.
+                let mut last: Option<(u64, u64, bool, usize)> = None;
                 let mut taken = 0usize;
-                for (row, code) in events.codes.iter().enumerate() {
-                    let Some(event) = wanted[*code as usize] else {
-                        continue;
-                    };
+                let wanted_codes: Vec<usize> =
+                    (0..wanted.len()).filter(|c| wanted[*c].is_some()).collect();
+                // A segment's rows go to its own bucket's shard (unless merged elsewhere):
+                // room for all of them at once instead of growing by doubling.
+                if let Source::Segment(meta) = &sources[source]
+                    && let Some(shard) = shards.get_mut(meta.partition.bucket as usize)
+                {
+                    let candidates: usize = wanted_codes
+                        .iter()
+                        .filter_map(|c| events.rows_of(*c))
+                        .map(<[u32]>::len)
+                        .sum();
+                    shard.reserve(candidates);
+                }
+                let mut take = |row: usize, event: u16| {
                     let t = time[row];
                     if t < req.from_ms || t >= req.to_ms {
-                        continue;
+                        return;
                     }
-                    let (person, merged) = if persons.is_null(row) {
-                        (0, false)
+                    let (person, merged, shard) = if persons.is_null(row) {
+                        (0, false, 0)
                     } else {
                         let raw = persons.value(row);
                         match last {
-                            Some((r, p, m)) if r == raw => (p, m),
+                            Some((r, p, m, shard)) if r == raw => (p, m, shard),
                             _ => {
                                 let p = if aliases.is_empty() {
                                     raw
                                 } else {
                                     aliases.get(&raw).copied().unwrap_or(raw)
                                 };
-                                last = Some((raw, p, p != raw));
-                                (p, p != raw)
+                                let shard = PersonKey(p).bucket(n_shards as u32) as usize;
+                                last = Some((raw, p, p != raw, shard));
+                                (p, p != raw, shard)
                             }
                         }
                     };
                     if let Some((members, negate)) = &req.persons
                         && members.contains(&person) == *negate
                     {
-                        continue;
+                        return;
                     }
                     let tag = source as u32 | if merged { MERGED } else { 0 };
-                    shards[PersonKey(person).bucket(n_shards as u32) as usize].push(SequenceRow {
+                    shards[shard].push(SequenceRow {
                         person,
                         time_ms: t,
                         event,
@@ -108,6 +120,26 @@ impl QueryEngine {
                         tie: (tag, ranks[row]),
                     });
                     taken += 1;
+                };
+                // One event: its postings. Several: a scan of the codes, which keeps the
+                // rows in (person, time) order where concatenated postings would not.
+                match (
+                    wanted_codes.as_slice(),
+                    wanted_codes.first().map(|c| events.rows_of(*c)),
+                ) {
+                    ([code], Some(Some(rows))) => {
+                        let event = wanted[*code].unwrap_or_default();
+                        for row in rows {
+                            take(*row as usize, event);
+                        }
+                    }
+                    _ => {
+                        for (row, code) in events.codes.iter().enumerate() {
+                            if let Some(event) = wanted[*code as usize] {
+                                take(row, event);
+                            }
+                        }
+                    }
                 }
                 let total = bytes.fetch_add(
                     taken * std::mem::size_of::<SequenceRow>(),
@@ -129,33 +161,43 @@ impl QueryEngine {
                 }
             }
         }
-        let queue = Mutex::new(shards.iter_mut());
+        let scanned = started.elapsed();
+        let queue = Mutex::new(shards.iter_mut().enumerate());
         let queue = &queue;
         let cores = self.target_partitions().max(1);
-        let exact = std::thread::scope(|scope| {
+        let groups: Vec<(usize, Range<usize>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..cores)
                 .map(|_| {
                     scope.spawn(move || {
-                        let mut exact = true;
-                        loop {
-                            let Some(shard) = queue.lock().ok().and_then(|mut q| q.next()) else {
-                                return exact;
-                            };
+                        let mut groups = Vec::new();
+                        while let Some((i, shard)) = queue.lock().ok().and_then(|mut q| q.next()) {
                             // Stable and run-adaptive: each source's rows arrive (person,
                             // time) ordered, so a shard is a few sorted runs to merge.
                             shard.sort_by_key(|r| (r.person, r.time_ms, r.received_ms, r.tie));
-                            exact &= !shard.windows(2).any(|w| {
-                                let (a, b) = (&w[0], &w[1]);
-                                (a.person, a.time_ms, a.received_ms)
-                                    == (b.person, b.time_ms, b.received_ms)
-                                    && (a.tie.0 != b.tie.0 || a.tie.0 & MERGED != 0)
-                            });
+                            groups.extend(unordered_groups(shard).into_iter().map(|g| (i, g)));
                         }
+                        groups
                     })
                 })
                 .collect();
-            handles.into_iter().all(|h| h.join().unwrap_or(false))
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
         });
-        Ok(exact.then_some(Sequences::from_shards(shards)))
+        let sorted = started.elapsed();
+        let ties = groups.len();
+        self.order_ties_across_sources(&sources, &mut shards, groups)?;
+        // Durations and counts only: nothing about the rows themselves.
+        tracing::debug!(
+            sources = sources.len(),
+            rows = shards.iter().map(Vec::len).sum::<usize>(),
+            tie_groups = ties,
+            scan_ms = scanned.as_millis() as u64,
+            sort_ms = (sorted - scanned).as_millis() as u64,
+            ties_ms = (started.elapsed() - sorted).as_millis() as u64,
+            "cached sequence scan"
+        );
+        Ok(Sequences::from_shards(shards))
     }
 }

@@ -135,6 +135,51 @@ impl QueryEngine {
         Ok(sources)
     }
 
+    /// The columns `keys` of one source (through the cache for a segment).
+    pub(crate) fn load_source(
+        &self,
+        source: &Source,
+        keys: &[ColumnKey],
+        cache: &ColumnCache,
+        generation: u64,
+    ) -> Result<Loaded> {
+        Ok(match source {
+            Source::Segment(meta) => load_segment(self.store(), cache, generation, meta, keys)?,
+            Source::Tail(batch) => {
+                let mut loaded = Loaded::default();
+                for key in keys {
+                    loaded
+                        .columns
+                        .insert(key.clone(), Arc::new(key.derive(batch)?));
+                }
+                loaded
+            }
+        })
+    }
+
+    /// The insert ids of a source's rows, read only when ties need them (never cached).
+    pub(crate) fn source_insert_ids(&self, source: &Source) -> Result<arrow::array::ArrayRef> {
+        let column = match source {
+            Source::Segment(meta) => {
+                let key = self.store().segment_key(meta)?;
+                let path = self.store().segment_path(meta);
+                let batches =
+                    canopy_store::read_segment_columns(&path, &key, meta.id, &["insert_id"])?;
+                let arrays: Vec<&dyn arrow::array::Array> = batches
+                    .iter()
+                    .filter_map(|b| b.column_by_name("insert_id"))
+                    .map(|c| c.as_ref())
+                    .collect();
+                arrow::compute::concat(&arrays)?
+            }
+            Source::Tail(batch) => batch
+                .column_by_name("insert_id")
+                .cloned()
+                .ok_or_else(|| absent("insert_id"))?,
+        };
+        Ok(column)
+    }
+
     /// Loads `keys` of every source and folds them into one accumulator per core (`f` gets
     /// the source's index and its columns). Cores take sources from a shared queue.
     pub(crate) fn fold_sources<A: Send>(
@@ -155,20 +200,7 @@ impl QueryEngine {
                 let Some(source) = sources.get(i) else {
                     return Ok(acc);
                 };
-                let loaded = match source {
-                    Source::Segment(meta) => {
-                        load_segment(self.store(), cache, generation, meta, keys)?
-                    }
-                    Source::Tail(batch) => {
-                        let mut loaded = Loaded::default();
-                        for key in keys {
-                            loaded
-                                .columns
-                                .insert(key.clone(), Arc::new(key.derive(batch)?));
-                        }
-                        loaded
-                    }
-                };
+                let loaded = self.load_source(source, keys, cache, generation)?;
                 f(&mut acc, i, &loaded)?;
             }
         };
