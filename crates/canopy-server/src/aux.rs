@@ -59,6 +59,8 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("canopy_store_tail_rows").set(stats.tail_rows as f64);
     metrics::gauge!("canopy_store_flushes").set(stats.flushes as f64);
     metrics::gauge!("canopy_store_compactions").set(stats.compactions as f64);
+    metrics::gauge!("canopy_query_column_cache_bytes")
+        .set(state.queries.column_cache_bytes() as f64);
     match &state.metrics {
         Some(h) => ([("content-type", "text/plain; version=0.0.4")], h.render()).into_response(),
         None => (StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),

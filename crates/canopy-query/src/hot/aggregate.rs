@@ -131,105 +131,108 @@ impl QueryEngine {
         let sources = self.hot_sources(req.project, req.from_ms, req.to_ms)?;
         // Groups and person lists count against the query's memory limit.
         let held = AtomicUsize::new(0);
-        let partials = self.fold_sources(&sources, &keys, Partial::default, |acc, _, cols| {
-            let mut added = 0usize;
-            let events = cols.text(&ColumnKey::Event)?;
-            let wanted: Vec<Option<u16>> = events.translate(|name| {
-                let name = name?;
-                names.iter().position(|n| *n == name).map(|i| i as u16)
-            });
-            let segments: Option<(&[u32], Vec<u32>)> = match &breakdown {
-                Some((key, keep)) => {
-                    let codes = cols.text(key)?;
-                    Some((&codes.codes, codes.translate(|v| acc.label(kept(v, *keep)))))
-                }
-                None => None,
-            };
-            let none_label = if segments.is_none() {
-                acc.label(None)
-            } else {
-                0
-            };
-            let time = cols.times(&ColumnKey::Time)?;
-            let persons = if keys.contains(&ColumnKey::Person) {
-                Some(cols.persons()?)
-            } else {
-                None
-            };
-            let mut last: Option<(u64, u64)> = None;
-            let mut cursor = BucketCursor::default();
-            // Group of (event, local segment code): looked up once per source, not per row.
-            let width = segments.as_ref().map_or(1, |(_, t)| t.len().max(1));
-            let mut local: Vec<Option<usize>> = vec![None; names.len() * width];
-            // Only the wanted events' rows, from the event column's postings.
-            let matched = wanted
-                .iter()
-                .enumerate()
-                .filter_map(|(code, ev)| Some((code, (*ev)?)))
-                .map(|(code, ev)| Ok((ev, events.rows_of(code).ok_or_else(no_postings)?)))
-                .collect::<Result<Vec<_>>>()?;
-            for (ev, row) in matched
-                .into_iter()
-                .flat_map(|(ev, rows)| rows.iter().map(move |r| (ev, *r as usize)))
-            {
-                let t = time[row];
-                if t < req.from_ms || t >= req.to_ms {
-                    continue;
-                }
-                let person = match persons {
-                    Some(p) if !p.is_null(row) => {
-                        let raw = p.value(row);
-                        Some(match last {
-                            Some((r, resolved)) if r == raw => resolved,
-                            _ => {
-                                let resolved = if aliases.is_empty() {
-                                    raw
-                                } else {
-                                    aliases.get(&raw).copied().unwrap_or(raw)
-                                };
-                                last = Some((raw, resolved));
-                                resolved
-                            }
-                        })
+        let partials =
+            self.fold_sources(&sources, &keys, Partial::default, |acc, source, cols| {
+                // A segment wholly inside the range needs no per-row time check.
+                let inside = sources[source].within(req.from_ms, req.to_ms);
+                let mut added = 0usize;
+                let events = cols.text(&ColumnKey::Event)?;
+                let wanted: Vec<Option<u16>> = events.translate(|name| {
+                    let name = name?;
+                    names.iter().position(|n| *n == name).map(|i| i as u16)
+                });
+                let segments: Option<(&[u32], Vec<u32>)> = match &breakdown {
+                    Some((key, keep)) => {
+                        let codes = cols.text(key)?;
+                        Some((&codes.codes, codes.translate(|v| acc.label(kept(v, *keep)))))
                     }
-                    _ => None,
+                    None => None,
                 };
-                if let Some((members, negate)) = &req.persons
-                    && person.is_some_and(|p| members.contains(&p)) == *negate
+                let none_label = if segments.is_none() {
+                    acc.label(None)
+                } else {
+                    0
+                };
+                let time = cols.times(&ColumnKey::Time)?;
+                let persons = if keys.contains(&ColumnKey::Person) {
+                    Some(cols.persons()?)
+                } else {
+                    None
+                };
+                let mut last: Option<(u64, u64)> = None;
+                let mut cursor = BucketCursor::default();
+                // Group of (event, local segment code): looked up once per source, not per row.
+                let width = segments.as_ref().map_or(1, |(_, t)| t.len().max(1));
+                let mut local: Vec<Option<usize>> = vec![None; names.len() * width];
+                // Only the wanted events' rows, from the event column's postings.
+                let matched = wanted
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(code, ev)| Some((code, (*ev)?)))
+                    .map(|(code, ev)| Ok((ev, events.rows_of(code).ok_or_else(no_postings)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                for (ev, row) in matched
+                    .into_iter()
+                    .flat_map(|(ev, rows)| rows.iter().map(move |r| (ev, *r as usize)))
                 {
-                    continue;
-                }
-                let seg_code = segments.as_ref().map_or(0, |(c, _)| c[row] as usize);
-                let slot_key = usize::from(ev) * width + seg_code;
-                let index = match local[slot_key] {
-                    Some(i) => i,
-                    None => {
-                        let label = segments.as_ref().map_or(none_label, |(_, t)| t[seg_code]);
-                        let i = acc.group((ev, label), people, slots);
-                        added += GROUP_BYTES
-                            + slots * 8 * (1 + usize::from(people))
-                            + acc.labels[label as usize].as_ref().map_or(0, String::len);
-                        local[slot_key] = Some(i);
-                        i
+                    let t = time[row];
+                    if !inside && (t < req.from_ms || t >= req.to_ms) {
+                        continue;
                     }
-                };
-                let group = &mut acc.groups[index].1;
-                let bucket = buckets.and_then(|b| cursor.index(b, req.to_ms, t));
-                for slot in bucket.into_iter().chain([whole]) {
-                    group.counts[slot] += 1;
-                    if let (true, Some(p)) = (people, person)
-                        && group.persons[slot].last() != Some(&p)
+                    let person = match persons {
+                        Some(p) if !p.is_null(row) => {
+                            let raw = p.value(row);
+                            Some(match last {
+                                Some((r, resolved)) if r == raw => resolved,
+                                _ => {
+                                    let resolved = if aliases.is_empty() {
+                                        raw
+                                    } else {
+                                        aliases.get(&raw).copied().unwrap_or(raw)
+                                    };
+                                    last = Some((raw, resolved));
+                                    resolved
+                                }
+                            })
+                        }
+                        _ => None,
+                    };
+                    if let Some((members, negate)) = &req.persons
+                        && person.is_some_and(|p| members.contains(&p)) == *negate
                     {
-                        group.persons[slot].push(p);
-                        added += 8;
+                        continue;
+                    }
+                    let seg_code = segments.as_ref().map_or(0, |(c, _)| c[row] as usize);
+                    let slot_key = usize::from(ev) * width + seg_code;
+                    let index = match local[slot_key] {
+                        Some(i) => i,
+                        None => {
+                            let label = segments.as_ref().map_or(none_label, |(_, t)| t[seg_code]);
+                            let i = acc.group((ev, label), people, slots);
+                            added += GROUP_BYTES
+                                + slots * 8 * (1 + usize::from(people))
+                                + acc.labels[label as usize].as_ref().map_or(0, String::len);
+                            local[slot_key] = Some(i);
+                            i
+                        }
+                    };
+                    let group = &mut acc.groups[index].1;
+                    let bucket = buckets.and_then(|b| cursor.index(b, req.to_ms, t));
+                    for slot in bucket.into_iter().chain([whole]) {
+                        group.counts[slot] += 1;
+                        if let (true, Some(p)) = (people, person)
+                            && group.persons[slot].last() != Some(&p)
+                        {
+                            group.persons[slot].push(p);
+                            added += 8;
+                        }
                     }
                 }
-            }
-            if held.fetch_add(added, Ordering::Relaxed) + added > self.memory_limit() {
-                return Err(QueryError::TooLarge);
-            }
-            Ok(())
-        })?;
+                if held.fetch_add(added, Ordering::Relaxed) + added > self.memory_limit() {
+                    return Err(QueryError::TooLarge);
+                }
+                Ok(())
+            })?;
         Ok(Some(finish(
             partials,
             &names,
@@ -324,7 +327,9 @@ fn finish(
                     let mut rows = Vec::new();
                     while let Some(mut job) = queue.lock().ok().and_then(|mut q| q.next()) {
                         if let Some(mut persons) = job.persons.take() {
-                            persons.sort_unstable();
+                            // Each source added its persons in key order: a few sorted runs,
+                            // which the stable sort merges rather than sorting from scratch.
+                            persons.sort();
                             persons.dedup();
                             job.row.value = Some(persons.len() as f64);
                         }

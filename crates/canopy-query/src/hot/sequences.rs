@@ -82,9 +82,10 @@ impl QueryEngine {
                         .sum();
                     shard.reserve(candidates);
                 }
+                let inside = sources[source].within(req.from_ms, req.to_ms);
                 let mut take = |row: usize, event: u16| {
                     let t = time[row];
-                    if t < req.from_ms || t >= req.to_ms {
+                    if !inside && (t < req.from_ms || t >= req.to_ms) {
                         return;
                     }
                     let (person, merged, shard) = if persons.is_null(row) {

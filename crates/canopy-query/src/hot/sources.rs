@@ -22,6 +22,13 @@ pub(crate) enum Source {
     Tail(RecordBatch),
 }
 
+impl Source {
+    /// Whether every row of the source is known to lie in `[from_ms, to_ms)`.
+    pub fn within(&self, from_ms: i64, to_ms: i64) -> bool {
+        matches!(self, Source::Segment(m) if m.min_time_ms >= from_ms && m.max_time_ms < to_ms)
+    }
+}
+
 /// The loaded columns of one source.
 #[derive(Debug, Default)]
 pub(crate) struct Loaded {

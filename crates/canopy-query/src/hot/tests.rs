@@ -230,3 +230,24 @@ async fn ties_within_a_source_and_across_sources_are_ordered_by_insert_id() {
         assert_eq!(got, vec![0, 1]);
     }
 }
+
+#[tokio::test]
+async fn clearing_the_caches_drops_every_decoded_column_and_answers_stay_the_same() {
+    let rows: Vec<Row> = (0..40)
+        .map(|i| (i % 7, i % 2 == 0, i % 4, u16::from(i) * 5, i % 5))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (cached, _) = load(&rows, 3, dir.path()).await;
+    let req = &aggregates(&Arc::default())[3];
+    let before = sorted(cached.aggregate(req).await.unwrap());
+    assert!(
+        cached.column_cache_bytes() > 0,
+        "the segments' columns are cached"
+    );
+    cached.clear_caches();
+    assert_eq!(cached.column_cache_bytes(), 0);
+    assert_eq!(sorted(cached.aggregate(req).await.unwrap()), before);
+    let off = cached.clone().with_column_cache(0);
+    assert_eq!(sorted(off.aggregate(req).await.unwrap()), before);
+    assert_eq!(off.column_cache_bytes(), 0);
+}
