@@ -91,9 +91,84 @@ impl ScalarUDFImpl for BucketUdf {
     }
 }
 
+/// [`bucket_index`] by table: the range is cut into 15-minute slots (every local midnight,
+/// hour, week and month start of every time zone in use lies on one), each slot mapped to
+/// its bucket once per query, so a row costs one division instead of a binary search. A slot
+/// a bucket starts inside of (a historical offset) falls back to the search.
+#[derive(Debug)]
+pub(crate) struct BucketLookup<'a> {
+    starts: &'a [i64],
+    end: i64,
+    slots: Vec<u32>,
+}
+
+const SLOT_MS: i64 = 15 * 60 * 1000;
+/// A slot that is not within one bucket.
+const SEARCH: u32 = u32::MAX;
+/// At most this many slots (~114 years); longer ranges search every row.
+const MAX_SLOTS: i64 = 1 << 22;
+
+impl<'a> BucketLookup<'a> {
+    pub(crate) fn new(starts: &'a [i64], end: i64) -> Self {
+        let first = starts.first().copied().unwrap_or(end);
+        let count = (end - first).max(0) / SLOT_MS + 1;
+        let slots = if count > MAX_SLOTS {
+            Vec::new()
+        } else {
+            (0..count)
+                .map(|s| {
+                    let from = first + s * SLOT_MS;
+                    let a = bucket_index(starts, end, from);
+                    let b = bucket_index(starts, end, from + SLOT_MS - 1);
+                    match (a, b) {
+                        (Some(a), Some(b)) if a == b => a as u32,
+                        _ => SEARCH,
+                    }
+                })
+                .collect()
+        };
+        Self { starts, end, slots }
+    }
+
+    pub(crate) fn index(&self, t: i64) -> Option<usize> {
+        let first = *self.starts.first()?;
+        if t >= first
+            && let Some(slot) = self.slots.get(((t - first) / SLOT_MS) as usize)
+            && *slot != SEARCH
+        {
+            return Some(*slot as usize);
+        }
+        bucket_index(self.starts, self.end, t).map(|i| i as usize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_table_finds_the_bucket_the_search_finds(
+            first in -10_000_000_000i64..10_000_000_000,
+            widths in prop::collection::vec(
+                prop_oneof![Just(SLOT_MS * 4), Just(86_400_000i64), 1i64..200_000_000],
+                1..40,
+            ),
+            probes in prop::collection::vec(-1_000_000i64..4_000_000_000, 1..60),
+        ) {
+            let mut starts = vec![first];
+            for w in &widths {
+                starts.push(starts.last().copied().unwrap_or(first) + w);
+            }
+            let end = starts.pop().unwrap_or(first) ;
+            let lookup = BucketLookup::new(&starts, end);
+            for p in probes {
+                let t = first + p;
+                prop_assert_eq!(lookup.index(t), bucket_index(&starts, end, t).map(|i| i as usize));
+            }
+        }
+    }
 
     #[test]
     fn times_fall_in_the_bucket_that_started_last() {

@@ -5,7 +5,8 @@
 //! DataFusion (`segmentation.rs`); both give the same rows (tested side by side).
 
 use super::columns::ColumnKey;
-use crate::bucket_udf::bucket_index;
+use super::sources::person_buckets;
+use crate::bucket_udf::BucketLookup;
 use crate::filters::Source as PropertySource;
 use crate::segmentation::{
     AggregateRequest, AggregateRow, Breakdown, BreakdownBy, Measure, OTHER_SEGMENT,
@@ -13,6 +14,7 @@ use crate::segmentation::{
 use crate::table::QueryEngine;
 use crate::{QueryError, Result};
 use arrow::array::Array;
+use canopy_types::PersonKey;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,7 +26,9 @@ const GROUP_BYTES: usize = 160;
 #[derive(Debug, Default)]
 struct Group {
     counts: Vec<u64>,
-    /// Persons per slot, consecutive repeats dropped (sources are person-ordered).
+    /// Persons per (slot, person bucket) — `slot * lists + bucket` — consecutive repeats
+    /// dropped. Buckets hold disjoint persons, and each list is a few sorted runs (one per
+    /// source of that bucket), so counting distinct persons merges little.
     persons: Vec<Vec<u64>>,
 }
 
@@ -48,7 +52,7 @@ impl Partial {
         i
     }
 
-    fn group(&mut self, key: (u16, u32), people: bool, slots: usize) -> usize {
+    fn group(&mut self, key: (u16, u32), slots: usize, person_lists: usize) -> usize {
         if let Some(i) = self.group_index.get(&key) {
             return *i;
         }
@@ -56,11 +60,7 @@ impl Partial {
             key,
             Group {
                 counts: vec![0; slots],
-                persons: if people {
-                    vec![Vec::new(); slots]
-                } else {
-                    Vec::new()
-                },
+                persons: vec![Vec::new(); person_lists],
             },
         ));
         self.group_index.insert(key, self.groups.len() - 1);
@@ -129,6 +129,8 @@ impl QueryEngine {
         let whole = slots - 1;
         let aliases = self.identity().aliases(req.project)?;
         let sources = self.hot_sources(req.project, req.from_ms, req.to_ms)?;
+        let lookup = buckets.map(|b| BucketLookup::new(b, req.to_ms));
+        let lists = person_buckets(&sources, 1);
         // Groups and person lists count against the query's memory limit.
         let held = AtomicUsize::new(0);
         let partials =
@@ -159,8 +161,9 @@ impl QueryEngine {
                 } else {
                     None
                 };
-                let mut last: Option<(u64, u64)> = None;
-                let mut cursor = BucketCursor::default();
+                // (stored key, person, person bucket) of the previous row: a person's rows
+                // are consecutive, so the lookup and the bucket are computed once per person.
+                let mut last: Option<(u64, u64, usize)> = None;
                 // Group of (event, local segment code): looked up once per source, not per row.
                 let width = segments.as_ref().map_or(1, |(_, t)| t.len().max(1));
                 let mut local: Vec<Option<usize>> = vec![None; names.len() * width];
@@ -179,23 +182,25 @@ impl QueryEngine {
                     if !inside && (t < req.from_ms || t >= req.to_ms) {
                         continue;
                     }
-                    let person = match persons {
+                    let (person, list) = match persons {
                         Some(p) if !p.is_null(row) => {
                             let raw = p.value(row);
-                            Some(match last {
-                                Some((r, resolved)) if r == raw => resolved,
+                            let (resolved, list) = match last {
+                                Some((r, resolved, list)) if r == raw => (resolved, list),
                                 _ => {
                                     let resolved = if aliases.is_empty() {
                                         raw
                                     } else {
                                         aliases.get(&raw).copied().unwrap_or(raw)
                                     };
-                                    last = Some((raw, resolved));
-                                    resolved
+                                    let list = PersonKey(resolved).bucket(lists as u32) as usize;
+                                    last = Some((raw, resolved, list));
+                                    (resolved, list)
                                 }
-                            })
+                            };
+                            (Some(resolved), list)
                         }
-                        _ => None,
+                        _ => (None, 0),
                     };
                     if let Some((members, negate)) = &req.persons
                         && person.is_some_and(|p| members.contains(&p)) == *negate
@@ -208,22 +213,28 @@ impl QueryEngine {
                         Some(i) => i,
                         None => {
                             let label = segments.as_ref().map_or(none_label, |(_, t)| t[seg_code]);
-                            let i = acc.group((ev, label), people, slots);
+                            let i = acc.group(
+                                (ev, label),
+                                slots,
+                                if people { slots * lists } else { 0 },
+                            );
                             added += GROUP_BYTES
-                                + slots * 8 * (1 + usize::from(people))
+                                + slots * 8
+                                + slots * lists * 24 * usize::from(people)
                                 + acc.labels[label as usize].as_ref().map_or(0, String::len);
                             local[slot_key] = Some(i);
                             i
                         }
                     };
                     let group = &mut acc.groups[index].1;
-                    let bucket = buckets.and_then(|b| cursor.index(b, req.to_ms, t));
+                    let bucket = lookup.as_ref().and_then(|l| l.index(t));
                     for slot in bucket.into_iter().chain([whole]) {
                         group.counts[slot] += 1;
-                        if let (true, Some(p)) = (people, person)
-                            && group.persons[slot].last() != Some(&p)
+                        let persons = group.persons.get_mut(slot * lists + list);
+                        if let (Some(persons), Some(p)) = (persons, person)
+                            && persons.last() != Some(&p)
                         {
-                            group.persons[slot].push(p);
+                            persons.push(p);
                             added += 8;
                         }
                     }
@@ -234,6 +245,7 @@ impl QueryEngine {
                 Ok(())
             })?;
         Ok(Some(finish(
+            lists,
             partials,
             &names,
             people,
@@ -247,31 +259,9 @@ fn no_postings() -> QueryError {
     QueryError::Invalid("the event column has no postings".into())
 }
 
-/// The bucket of the previous row, checked first: a person's rows are in time order, so
-/// most rows fall in the bucket of the row before.
-#[derive(Debug, Default)]
-struct BucketCursor {
-    /// (index, start, end) of the last bucket found.
-    last: Option<(usize, i64, i64)>,
-}
-
-impl BucketCursor {
-    fn index(&mut self, starts: &[i64], end: i64, t: i64) -> Option<usize> {
-        if let Some((i, lo, hi)) = self.last
-            && lo <= t
-            && t < hi
-        {
-            return Some(i);
-        }
-        let i = bucket_index(starts, end, t)? as usize;
-        let hi = starts.get(i + 1).copied().unwrap_or(end).min(end);
-        self.last = Some((i, starts[i], hi));
-        Some(i)
-    }
-}
-
 /// Merges the cores' partial groups by (event, segment text) and measures each slot.
 fn finish(
+    lists: usize,
     partials: Vec<Partial>,
     names: &[&str],
     people: bool,
@@ -312,11 +302,18 @@ fn finish(
                     bucket: (slot != whole).then_some(slot as u32),
                     value: Some(group.counts[slot] as f64),
                 },
-                persons: people.then(|| std::mem::take(&mut group.persons[slot])),
+                persons: people.then(|| {
+                    group.persons[slot * lists..(slot + 1) * lists]
+                        .iter_mut()
+                        .map(std::mem::take)
+                        .collect()
+                }),
             });
         }
     }
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.persons.as_ref().map_or(0, Vec::len)));
+    jobs.sort_by_key(|j| {
+        std::cmp::Reverse(j.persons.iter().flatten().map(Vec::len).sum::<usize>())
+    });
     let queue = std::sync::Mutex::new(jobs.into_iter());
     let queue = &queue;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -326,12 +323,15 @@ fn finish(
                 scope.spawn(move || {
                     let mut rows = Vec::new();
                     while let Some(mut job) = queue.lock().ok().and_then(|mut q| q.next()) {
-                        if let Some(mut persons) = job.persons.take() {
-                            // Each source added its persons in key order: a few sorted runs,
-                            // which the stable sort merges rather than sorting from scratch.
-                            persons.sort();
-                            persons.dedup();
-                            job.row.value = Some(persons.len() as f64);
+                        if let Some(lists) = job.persons.take() {
+                            let mut distinct = 0;
+                            for mut persons in lists {
+                                // A few sorted runs, which the stable sort merges.
+                                persons.sort();
+                                persons.dedup();
+                                distinct += persons.len();
+                            }
+                            job.row.value = Some(distinct as f64);
                         }
                         rows.push(job.row);
                     }
@@ -349,5 +349,6 @@ fn finish(
 /// One output row to measure: its count, or the persons to count.
 struct Job {
     row: AggregateRow,
-    persons: Option<Vec<u64>>,
+    /// Per person bucket (disjoint sets of persons).
+    persons: Option<Vec<Vec<u64>>>,
 }

@@ -6,7 +6,7 @@
 //! read for them alone (`ties.rs`).
 
 use super::columns::ColumnKey;
-use super::sources::Source;
+use super::sources::{Source, person_buckets};
 use super::ties::{MERGED, unordered_groups};
 use crate::sequences::{SequenceRequest, SequenceRow, Sequences};
 use crate::table::QueryEngine;
@@ -31,15 +31,7 @@ impl QueryEngine {
         let aliases = self.identity().aliases(req.project)?;
         // One shard per person bucket of the store: a bucket's rows come from its own
         // segments only (a few sorted runs), so each shard's sort merges few runs.
-        let n_shards = sources
-            .iter()
-            .filter_map(|s| match s {
-                Source::Segment(m) => Some(m.partition.bucket as usize + 1),
-                Source::Tail(_) => None,
-            })
-            .max()
-            .unwrap_or(1)
-            .max(self.target_partitions());
+        let n_shards = person_buckets(&sources, self.target_partitions());
         let bytes = AtomicUsize::new(0);
         let keys = [
             ColumnKey::Person,

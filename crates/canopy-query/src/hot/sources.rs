@@ -29,6 +29,20 @@ impl Source {
     }
 }
 
+/// How many person buckets the sources' segments span (at least `at_least`): sharding rows
+/// by the store's own bucket function keeps each shard's rows in few sorted segments.
+pub(crate) fn person_buckets(sources: &[Source], at_least: usize) -> usize {
+    sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::Segment(m) => Some(m.partition.bucket as usize + 1),
+            Source::Tail(_) => None,
+        })
+        .max()
+        .unwrap_or(1)
+        .max(at_least)
+}
+
 /// The loaded columns of one source.
 #[derive(Debug, Default)]
 pub(crate) struct Loaded {
