@@ -163,25 +163,10 @@ impl ColumnKey {
                 HotColumn::Text(Codes::encode(&strings, events.len()).with_postings())
             }
             ColumnKey::Tie => {
-                let sort = |name: &str| -> Result<SortColumn> {
-                    Ok(SortColumn {
-                        values: column(name)?.clone(),
-                        options: None,
-                    })
+                let ranks = match linear_ranks(batch)? {
+                    Some(ranks) => ranks,
+                    None => sorted_ranks(batch)?,
                 };
-                let order = lexsort_to_indices(
-                    &[
-                        sort("person")?,
-                        sort("time")?,
-                        sort("received")?,
-                        sort("insert_id")?,
-                    ],
-                    None,
-                )?;
-                let mut ranks = vec![0u32; batch.num_rows()];
-                for (position, row) in order.values().iter().enumerate() {
-                    ranks[*row as usize] = position as u32;
-                }
                 HotColumn::Ranks(ranks)
             }
             ColumnKey::PropertyText(p) => {
@@ -204,8 +189,140 @@ impl ColumnKey {
     }
 }
 
+/// Ranks by (person, time, arrival, insert id) of a batch already in (person, time) order —
+/// every segment and tail chunk is — in one pass: only rows sharing a person and a time are
+/// sorted among themselves. `None` when the batch is not in that order (or has a row
+/// without a person), for [`sorted_ranks`].
+fn linear_ranks(batch: &RecordBatch) -> Result<Option<Vec<u32>>> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| QueryError::Invalid(format!("a segment lacks the column {name}")))
+    };
+    let person = persons(column("person")?)?;
+    let stamps = |name: &str| -> Result<&TimestampMillisecondArray> {
+        column(name)?
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .ok_or_else(|| QueryError::Invalid(format!("{name} is not a timestamp")))
+    };
+    let (time, received) = (stamps("time")?, stamps("received")?);
+    if person.null_count() > 0 {
+        return Ok(None);
+    }
+    let key = |row: usize| (person.value(row), time.value(row));
+    let n = batch.num_rows();
+    if (1..n).any(|i| key(i - 1) > key(i)) {
+        return Ok(None);
+    }
+    let ids = column("insert_id")?;
+    let ids =
+        Strings::of(ids).ok_or_else(|| QueryError::Invalid("insert_id is not text".into()))?;
+    let mut ranks: Vec<u32> = (0..n as u32).collect();
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && key(end) == key(start) {
+            end += 1;
+        }
+        if end - start > 1 {
+            let mut rows: Vec<usize> = (start..end).collect();
+            rows.sort_by(|a, b| {
+                (received.value(*a), ids.get(*a), *a).cmp(&(received.value(*b), ids.get(*b), *b))
+            });
+            for (position, row) in rows.into_iter().enumerate() {
+                ranks[row] = (start + position) as u32;
+            }
+        }
+        start = end;
+    }
+    Ok(Some(ranks))
+}
+
+/// Ranks by (person, time, arrival, insert id) of a batch in any order.
+fn sorted_ranks(batch: &RecordBatch) -> Result<Vec<u32>> {
+    let sort = |name: &str| -> Result<SortColumn> {
+        Ok(SortColumn {
+            values: batch
+                .column_by_name(name)
+                .ok_or_else(|| QueryError::Invalid(format!("a segment lacks the column {name}")))?
+                .clone(),
+            options: None,
+        })
+    };
+    let order = lexsort_to_indices(
+        &[
+            sort("person")?,
+            sort("time")?,
+            sort("received")?,
+            sort("insert_id")?,
+        ],
+        None,
+    )?;
+    let mut ranks = vec![0u32; batch.num_rows()];
+    for (position, row) in order.values().iter().enumerate() {
+        ranks[*row as usize] = position as u32;
+    }
+    Ok(ranks)
+}
+
 fn persons(c: &ArrayRef) -> Result<&UInt64Array> {
     c.as_any()
         .downcast_ref::<UInt64Array>()
         .ok_or_else(|| QueryError::Invalid("person is not a key".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::StringArray;
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use proptest::prelude::*;
+
+    fn batch(rows: &[(u64, i64, i64)]) -> RecordBatch {
+        let stamp = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("person", DataType::UInt64, true),
+            Field::new("time", stamp.clone(), false),
+            Field::new("received", stamp, false),
+            Field::new("insert_id", DataType::Utf8, true),
+        ]));
+        let n = rows.len();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(TimestampMillisecondArray::from_iter_values(
+                    rows.iter().map(|r| r.1),
+                )),
+                Arc::new(TimestampMillisecondArray::from_iter_values(
+                    rows.iter().map(|r| r.2),
+                )),
+                // Unique, and not in row order.
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("id{:05}", (i * 7919) % 100_000)),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn one_pass_ranks_equal_a_full_sort_on_person_time_ordered_rows(
+            mut rows in prop::collection::vec((0u64..4, 0i64..4, 0i64..3), 0..80),
+        ) {
+            rows.sort_by_key(|r| (r.0, r.1));
+            let b = batch(&rows);
+            prop_assert_eq!(linear_ranks(&b).unwrap(), Some(sorted_ranks(&b).unwrap()));
+        }
+
+        #[test]
+        fn rows_out_of_order_are_left_to_the_full_sort(
+            rows in prop::collection::vec((0u64..4, 0i64..4, 0i64..3), 2..80),
+        ) {
+            let ordered = rows.windows(2).all(|w| (w[0].0, w[0].1) <= (w[1].0, w[1].1));
+            prop_assert_eq!(linear_ranks(&batch(&rows)).unwrap().is_some(), ordered);
+        }
+    }
 }
