@@ -5,6 +5,7 @@
 //! DataFusion (`segmentation.rs`); both give the same rows (tested side by side).
 
 use super::columns::ColumnKey;
+use super::measure::finish;
 use super::sources::person_buckets;
 use crate::bucket_udf::BucketLookup;
 use crate::filters::Source as PropertySource;
@@ -24,20 +25,20 @@ const GROUP_BYTES: usize = 160;
 /// Events (and persons) of one (event, segment) group, per bucket; the last slot is the
 /// whole range.
 #[derive(Debug, Default)]
-struct Group {
-    counts: Vec<u64>,
+pub(super) struct Group {
+    pub counts: Vec<u64>,
     /// Persons per (slot, person bucket) — `slot * lists + bucket` — consecutive repeats
     /// dropped. Buckets hold disjoint persons, and each list is a few sorted runs (one per
     /// source of that bucket), so counting distinct persons merges little.
-    persons: Vec<Vec<u64>>,
+    pub persons: Vec<Vec<u64>>,
 }
 
 #[derive(Debug, Default)]
-struct Partial {
-    labels: Vec<Option<String>>,
+pub(super) struct Partial {
+    pub labels: Vec<Option<String>>,
     label_index: HashMap<Option<String>, u32>,
     /// Groups by (event, label), and where each is in `groups`.
-    groups: Vec<((u16, u32), Group)>,
+    pub groups: Vec<((u16, u32), Group)>,
     group_index: HashMap<(u16, u32), usize>,
 }
 
@@ -174,6 +175,36 @@ impl QueryEngine {
                     .filter_map(|(code, ev)| Some((code, (*ev)?)))
                     .map(|(code, ev)| Ok((ev, events.rows_of(code).ok_or_else(no_postings)?)))
                     .collect::<Result<Vec<_>>>()?;
+                // Totals need no person: a histogram per (segment code, slot) per event, folded
+                // into the groups once per source; the row loop below is for people.
+                let matched = if people || req.persons.is_some() {
+                    matched
+                } else {
+                    for (ev, rows) in matched {
+                        let hist = histogram(
+                            rows,
+                            time,
+                            inside,
+                            req,
+                            lookup.as_ref(),
+                            &segments,
+                            width,
+                            slots,
+                        );
+                        for (seg, counts) in hist.chunks(slots).enumerate() {
+                            if counts[whole] == 0 {
+                                continue;
+                            }
+                            let label = segments.as_ref().map_or(none_label, |(_, t)| t[seg]);
+                            let i = acc.group((ev, label), slots, 0);
+                            added += GROUP_BYTES + slots * 8;
+                            for (into, n) in acc.groups[i].1.counts.iter_mut().zip(counts) {
+                                *into += n;
+                            }
+                        }
+                    }
+                    Vec::new()
+                };
                 for (ev, row) in matched
                     .into_iter()
                     .flat_map(|(ev, rows)| rows.iter().map(move |r| (ev, *r as usize)))
@@ -255,100 +286,35 @@ impl QueryEngine {
     }
 }
 
+/// Events per (segment code, slot) among `rows` (the last slot of each code: the range).
+#[allow(clippy::too_many_arguments)]
+fn histogram(
+    rows: &[u32],
+    time: &[i64],
+    inside: bool,
+    req: &AggregateRequest,
+    lookup: Option<&BucketLookup<'_>>,
+    segments: &Option<(&[u32], Vec<u32>)>,
+    width: usize,
+    slots: usize,
+) -> Vec<u64> {
+    let whole = slots - 1;
+    let mut hist = vec![0u64; width * slots];
+    for row in rows {
+        let row = *row as usize;
+        let t = time[row];
+        if !inside && (t < req.from_ms || t >= req.to_ms) {
+            continue;
+        }
+        let base = segments.as_ref().map_or(0, |(c, _)| c[row] as usize) * slots;
+        if let Some(b) = lookup.and_then(|l| l.index(t)) {
+            hist[base + b] += 1;
+        }
+        hist[base + whole] += 1;
+    }
+    hist
+}
+
 fn no_postings() -> QueryError {
     QueryError::Invalid("the event column has no postings".into())
-}
-
-/// Merges the cores' partial groups by (event, segment text) and measures each slot.
-fn finish(
-    lists: usize,
-    partials: Vec<Partial>,
-    names: &[&str],
-    people: bool,
-    bucketed: bool,
-    slots: usize,
-) -> Vec<AggregateRow> {
-    let mut merged: HashMap<(u16, Option<String>), Group> = HashMap::new();
-    for partial in partials {
-        for ((ev, label), group) in partial.groups {
-            let text = partial.labels[label as usize].clone();
-            let into = merged.entry((ev, text)).or_default();
-            if into.counts.is_empty() {
-                *into = group;
-                continue;
-            }
-            for (a, b) in into.counts.iter_mut().zip(&group.counts) {
-                *a += b;
-            }
-            for (a, b) in into.persons.iter_mut().zip(group.persons) {
-                a.extend(b);
-            }
-        }
-    }
-    // One job per (group, slot) that has events, largest person lists first, taken from a
-    // shared queue: the whole range's list is by far the largest and sorts while the other
-    // cores measure the buckets.
-    let whole = slots - 1;
-    let mut jobs: Vec<Job> = Vec::new();
-    for ((ev, segment), mut group) in merged {
-        for slot in 0..slots {
-            if group.counts[slot] == 0 || (slot != whole && !bucketed) {
-                continue;
-            }
-            jobs.push(Job {
-                row: AggregateRow {
-                    event: names[usize::from(ev)].to_string(),
-                    segment: segment.clone(),
-                    bucket: (slot != whole).then_some(slot as u32),
-                    value: Some(group.counts[slot] as f64),
-                },
-                persons: people.then(|| {
-                    group.persons[slot * lists..(slot + 1) * lists]
-                        .iter_mut()
-                        .map(std::mem::take)
-                        .collect()
-                }),
-            });
-        }
-    }
-    jobs.sort_by_key(|j| {
-        std::cmp::Reverse(j.persons.iter().flatten().map(Vec::len).sum::<usize>())
-    });
-    let queue = std::sync::Mutex::new(jobs.into_iter());
-    let queue = &queue;
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..cores)
-            .map(|_| {
-                scope.spawn(move || {
-                    let mut rows = Vec::new();
-                    while let Some(mut job) = queue.lock().ok().and_then(|mut q| q.next()) {
-                        if let Some(lists) = job.persons.take() {
-                            let mut distinct = 0;
-                            for mut persons in lists {
-                                // A few sorted runs, which the stable sort merges.
-                                persons.sort();
-                                persons.dedup();
-                                distinct += persons.len();
-                            }
-                            job.row.value = Some(distinct as f64);
-                        }
-                        rows.push(job.row);
-                    }
-                    rows
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
-}
-
-/// One output row to measure: its count, or the persons to count.
-struct Job {
-    row: AggregateRow,
-    /// Per person bucket (disjoint sets of persons).
-    persons: Option<Vec<Vec<u64>>>,
 }

@@ -7,6 +7,7 @@
 mod aggregate;
 mod cache;
 mod columns;
+mod measure;
 mod sequences;
 mod sources;
 mod ties;
