@@ -17,6 +17,9 @@ use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Stored rows per shard of a sequence scan, roughly (see `cached_sequences`).
+const SHARD_ROWS: u64 = 1 << 19;
+
 /// Shard of a person: a multiplicative hash spreads sequential keys evenly.
 pub(crate) fn shard_of(person: u64, shards: usize) -> usize {
     (person.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % shards
@@ -31,7 +34,13 @@ impl QueryEngine {
         let aliases = self.identity().aliases(req.project)?;
         // One shard per person bucket of the store: a bucket's rows come from its own
         // segments only (a few sorted runs), so each shard's sort merges few runs.
-        let n_shards = person_buckets(&sources, self.target_partitions());
+        let buckets = person_buckets(&sources, self.target_partitions());
+        let stored: u64 = sources.iter().map(Source::rows).sum();
+        // Several shards per bucket on a large store — a multiple of the buckets, so each
+        // shard's rows still come from one bucket's segments — keep each shard's sort in
+        // cache: about half a million stored rows per shard.
+        let per_bucket = (stored / (buckets as u64 * SHARD_ROWS)).max(1) as usize;
+        let n_shards = buckets * per_bucket;
         let bytes = AtomicUsize::new(0);
         let keys = [
             ColumnKey::Person,
@@ -64,15 +73,16 @@ impl QueryEngine {
                     (0..wanted.len()).filter(|c| wanted[*c].is_some()).collect();
                 // A segment's rows go to its own bucket's shard (unless merged elsewhere):
                 // room for all of them at once instead of growing by doubling.
-                if let Source::Segment(meta) = &sources[source]
-                    && let Some(shard) = shards.get_mut(meta.partition.bucket as usize)
-                {
+                if let Source::Segment(meta) = &sources[source] {
                     let candidates: usize = wanted_codes
                         .iter()
                         .filter_map(|c| events.rows_of(*c))
                         .map(<[u32]>::len)
                         .sum();
-                    shard.reserve(candidates);
+                    let own = (meta.partition.bucket as usize..n_shards).step_by(buckets);
+                    for shard in own {
+                        shards[shard].reserve(candidates / per_bucket + 64);
+                    }
                 }
                 let inside = sources[source].within(req.from_ms, req.to_ms);
                 let mut take = |row: usize, event: u16| {

@@ -23,6 +23,13 @@ pub(crate) enum Source {
 }
 
 impl Source {
+    pub fn rows(&self) -> u64 {
+        match self {
+            Source::Segment(m) => m.rows,
+            Source::Tail(b) => b.num_rows() as u64,
+        }
+    }
+
     /// Whether every row of the source is known to lie in `[from_ms, to_ms)`.
     pub fn within(&self, from_ms: i64, to_ms: i64) -> bool {
         matches!(self, Source::Segment(m) if m.min_time_ms >= from_ms && m.max_time_ms < to_ms)
@@ -147,12 +154,7 @@ impl QueryEngine {
             }
         }
         // Largest first, so the last source a core picks up is a small one.
-        sources.sort_by_key(|s| {
-            std::cmp::Reverse(match s {
-                Source::Segment(m) => m.rows,
-                Source::Tail(b) => b.num_rows() as u64,
-            })
-        });
+        sources.sort_by_key(|s| std::cmp::Reverse(s.rows()));
         Ok(sources)
     }
 
