@@ -6,7 +6,7 @@
 
 use super::columns::ColumnKey;
 use super::measure::finish;
-use super::sources::person_buckets;
+use super::sources::{PersonCursor, person_buckets};
 use crate::bucket_udf::BucketLookup;
 use crate::filters::Source as PropertySource;
 use crate::segmentation::{
@@ -15,7 +15,6 @@ use crate::segmentation::{
 use crate::table::QueryEngine;
 use crate::{QueryError, Result};
 use arrow::array::Array;
-use canopy_types::PersonKey;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -162,9 +161,7 @@ impl QueryEngine {
                 } else {
                     None
                 };
-                // (stored key, person, person bucket) of the previous row: a person's rows
-                // are consecutive, so the lookup and the bucket are computed once per person.
-                let mut last: Option<(u64, u64, usize)> = None;
+                let mut cursor = PersonCursor::new(&aliases, lists);
                 // Group of (event, local segment code): looked up once per source, not per row.
                 let width = segments.as_ref().map_or(1, |(_, t)| t.len().max(1));
                 let mut local: Vec<Option<usize>> = vec![None; names.len() * width];
@@ -215,20 +212,7 @@ impl QueryEngine {
                     }
                     let (person, list) = match persons {
                         Some(p) if !p.is_null(row) => {
-                            let raw = p.value(row);
-                            let (resolved, list) = match last {
-                                Some((r, resolved, list)) if r == raw => (resolved, list),
-                                _ => {
-                                    let resolved = if aliases.is_empty() {
-                                        raw
-                                    } else {
-                                        aliases.get(&raw).copied().unwrap_or(raw)
-                                    };
-                                    let list = PersonKey(resolved).bucket(lists as u32) as usize;
-                                    last = Some((raw, resolved, list));
-                                    (resolved, list)
-                                }
-                            };
+                            let (resolved, list) = cursor.resolve(p.value(row));
                             (Some(resolved), list)
                         }
                         _ => (None, 0),

@@ -6,13 +6,13 @@
 //! read for them alone (`ties.rs`).
 
 use super::columns::ColumnKey;
-use super::sources::{Source, person_buckets};
+use super::sources::{PersonCursor, Source, person_buckets};
 use super::ties::{MERGED, unordered_groups};
 use crate::sequences::{SequenceRequest, SequenceRow, Sequences};
 use crate::table::QueryEngine;
 use crate::{QueryError, Result};
 use arrow::array::Array;
-use canopy_types::PersonKey;
+
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,9 +65,7 @@ impl QueryEngine {
                     cols.times(&ColumnKey::Received)?,
                 );
                 let (persons, ranks) = (cols.persons()?, cols.ranks()?);
-                // The previous row's (stored key, person, merged, shard): a person's rows are
-                // consecutive, so the lookup and the bucket are computed once per person.
-                let mut last: Option<(u64, u64, bool, usize)> = None;
+                let mut cursor = PersonCursor::new(&aliases, n_shards);
                 let mut taken = 0usize;
                 let wanted_codes: Vec<usize> =
                     (0..wanted.len()).filter(|c| wanted[*c].is_some()).collect();
@@ -94,19 +92,8 @@ impl QueryEngine {
                         (0, false, 0)
                     } else {
                         let raw = persons.value(row);
-                        match last {
-                            Some((r, p, m, shard)) if r == raw => (p, m, shard),
-                            _ => {
-                                let p = if aliases.is_empty() {
-                                    raw
-                                } else {
-                                    aliases.get(&raw).copied().unwrap_or(raw)
-                                };
-                                let shard = PersonKey(p).bucket(n_shards as u32) as usize;
-                                last = Some((raw, p, p != raw, shard));
-                                (p, p != raw, shard)
-                            }
-                        }
+                        let (p, shard) = cursor.resolve(raw);
+                        (p, p != raw, shard)
                     };
                     if let Some((members, negate)) = &req.persons
                         && members.contains(&person) == *negate

@@ -50,6 +50,42 @@ pub(crate) fn person_buckets(sources: &[Source], at_least: usize) -> usize {
         .max(at_least)
 }
 
+/// Resolves stored person keys to persons (identity merges) and their bucket among
+/// `buckets`, remembering the previous key: a person's rows are consecutive in a source, so
+/// the lookup and the bucket are computed once per person.
+pub(crate) struct PersonCursor<'a> {
+    aliases: &'a HashMap<u64, u64>,
+    buckets: u32,
+    last: Option<(u64, u64, usize)>,
+}
+
+impl<'a> PersonCursor<'a> {
+    pub fn new(aliases: &'a HashMap<u64, u64>, buckets: usize) -> Self {
+        Self {
+            aliases,
+            buckets: buckets.max(1) as u32,
+            last: None,
+        }
+    }
+
+    /// (person, bucket) of a stored key.
+    pub fn resolve(&mut self, raw: u64) -> (u64, usize) {
+        if let Some((r, person, bucket)) = self.last
+            && r == raw
+        {
+            return (person, bucket);
+        }
+        let person = if self.aliases.is_empty() {
+            raw
+        } else {
+            self.aliases.get(&raw).copied().unwrap_or(raw)
+        };
+        let bucket = canopy_types::PersonKey(person).bucket(self.buckets) as usize;
+        self.last = Some((raw, person, bucket));
+        (person, bucket)
+    }
+}
+
 /// The loaded columns of one source.
 #[derive(Debug, Default)]
 pub(crate) struct Loaded {
