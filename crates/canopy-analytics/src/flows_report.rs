@@ -103,7 +103,7 @@ pub async fn flows(engine: &QueryEngine, req: &FlowsRequest) -> Result<FlowsRepo
             path.extend(person.iter().map(|r| names[usize::from(r.event)].as_str()));
             spec.add_person(path, flows);
         },
-    );
+    )?;
     let mut flows = Flows::default();
     for (shard, _) in shards {
         flows.paths += shard.paths;

@@ -263,7 +263,7 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
             });
             tally.add(&c, ordered, bucket, segment);
         },
-    );
+    )?;
     let tally = tallies
         .into_iter()
         .map(|(t, _)| t)

@@ -153,7 +153,7 @@ pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<R
             }));
             spec.add_person(person_events, &bucket, table);
         },
-    );
+    )?;
     let mut table = RetentionTable::default();
     for (shard, _) in shards {
         for (cohort, (people, counts)) in shard.cohorts {

@@ -4,7 +4,7 @@
 //! arrival (received time), then insert id, so every engine orders them alike.
 
 use crate::PersonSet;
-use crate::hot::shard_of;
+use crate::hot::{RunSet, shard_of};
 use crate::ndjson::{EventColumns, Strings};
 use crate::table::{QueryEngine, time_between};
 use crate::{QueryError, Result};
@@ -57,16 +57,22 @@ fn timestamps<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a TimestampMil
         .ok_or_else(|| missing(name))
 }
 
-/// The rows of a sequence scan, split by person into one shard per core; each shard is
-/// ordered by (person, time, arrival, insert id), and a person's rows are all in one shard.
-#[derive(Debug, Default)]
-pub struct Sequences {
-    shards: Vec<Vec<SequenceRow>>,
+/// The rows of a sequence scan, by person: a person's rows are all in one shard (or bucket)
+/// and are folded in (person, time, arrival, insert id) order.
+#[derive(Debug)]
+pub struct Sequences(Rows);
+
+#[derive(Debug)]
+enum Rows {
+    /// The DataFusion path: each shard sorted.
+    Sorted(Vec<Vec<SequenceRow>>),
+    /// The cached-column path: runs of each source, merged when folded.
+    Runs(RunSet),
 }
 
 impl Sequences {
-    pub(crate) fn from_shards(shards: Vec<Vec<SequenceRow>>) -> Self {
-        Self { shards }
+    pub(crate) fn from_runs(runs: RunSet) -> Self {
+        Self(Rows::Runs(runs))
     }
 
     /// Folds every person's rows into one accumulator per core; cores take shards from a
@@ -75,13 +81,16 @@ impl Sequences {
         &self,
         init: impl Fn() -> A + Sync,
         f: impl Fn(&mut A, &[SequenceRow]) + Sync,
-    ) -> Vec<A> {
+    ) -> Result<Vec<A>> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let shards = match &self.0 {
+            Rows::Runs(runs) => return runs.fold_persons(cores, init, f),
+            Rows::Sorted(shards) => shards,
+        };
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let (init, f, next, shards) = (&init, &f, &next, &self.shards);
-        let cores = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, shards.len().max(1));
-        std::thread::scope(|scope| {
+        let (init, f, next) = (&init, &f, &next);
+        let cores = cores.clamp(1, shards.len().max(1));
+        Ok(std::thread::scope(|scope| {
             let handles: Vec<_> = (0..cores)
                 .map(|_| {
                     scope.spawn(move || {
@@ -98,13 +107,16 @@ impl Sequences {
                 })
                 .collect();
             handles.into_iter().filter_map(|h| h.join().ok()).collect()
-        })
+        }))
     }
 
-    /// Every row, shard by shard.
+    /// Every row, each person's in order.
     #[cfg(test)]
-    pub(crate) fn rows(&self) -> impl Iterator<Item = &SequenceRow> {
-        self.shards.iter().flatten()
+    pub(crate) fn rows(&self) -> Vec<SequenceRow> {
+        match &self.0 {
+            Rows::Sorted(shards) => shards.iter().flatten().cloned().collect(),
+            Rows::Runs(runs) => runs.rows(),
+        }
     }
 }
 
@@ -225,6 +237,6 @@ impl QueryEngine {
                 });
             }
         });
-        Ok(Sequences { shards })
+        Ok(Sequences(Rows::Sorted(shards)))
     }
 }

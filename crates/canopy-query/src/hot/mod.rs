@@ -8,12 +8,14 @@ mod aggregate;
 mod cache;
 mod columns;
 mod measure;
+mod runs;
 mod sequences;
 mod sources;
 mod ties;
 
 pub(crate) use cache::ColumnCache;
 pub use cache::DEFAULT_COLUMN_CACHE;
+pub(crate) use runs::RunSet;
 pub(crate) use sequences::shard_of;
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ impl<'a> PersonCursor<'a> {
 }
 
 /// The loaded columns of one source.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Loaded {
     columns: HashMap<ColumnKey, Arc<HotColumn>>,
 }
@@ -164,6 +164,28 @@ fn load_segment(
     Ok(loaded)
 }
 
+/// The insert ids of a source's rows, read only when ties need them (never cached).
+pub(crate) fn source_insert_ids(store: &Store, source: &Source) -> Result<arrow::array::ArrayRef> {
+    let column = match source {
+        Source::Segment(meta) => {
+            let key = store.segment_key(meta)?;
+            let path = store.segment_path(meta);
+            let batches = canopy_store::read_segment_columns(&path, &key, meta.id, &["insert_id"])?;
+            let arrays: Vec<&dyn arrow::array::Array> = batches
+                .iter()
+                .filter_map(|b| b.column_by_name("insert_id"))
+                .map(|c| c.as_ref())
+                .collect();
+            arrow::compute::concat(&arrays)?
+        }
+        Source::Tail(batch) => batch
+            .column_by_name("insert_id")
+            .cloned()
+            .ok_or_else(|| absent("insert_id"))?,
+    };
+    Ok(column)
+}
+
 impl QueryEngine {
     /// The event sources of `project` that may hold rows in `[from_ms, to_ms)`.
     pub(crate) fn hot_sources(
@@ -214,29 +236,6 @@ impl QueryEngine {
                 loaded
             }
         })
-    }
-
-    /// The insert ids of a source's rows, read only when ties need them (never cached).
-    pub(crate) fn source_insert_ids(&self, source: &Source) -> Result<arrow::array::ArrayRef> {
-        let column = match source {
-            Source::Segment(meta) => {
-                let key = self.store().segment_key(meta)?;
-                let path = self.store().segment_path(meta);
-                let batches =
-                    canopy_store::read_segment_columns(&path, &key, meta.id, &["insert_id"])?;
-                let arrays: Vec<&dyn arrow::array::Array> = batches
-                    .iter()
-                    .filter_map(|b| b.column_by_name("insert_id"))
-                    .map(|c| c.as_ref())
-                    .collect();
-                arrow::compute::concat(&arrays)?
-            }
-            Source::Tail(batch) => batch
-                .column_by_name("insert_id")
-                .cloned()
-                .ok_or_else(|| absent("insert_id"))?,
-        };
-        Ok(column)
     }
 
     /// Loads `keys` of every source and folds them into one accumulator per core (`f` gets

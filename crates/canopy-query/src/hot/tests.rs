@@ -158,6 +158,7 @@ async fn compare(rows: Vec<Row>, chunks: usize) -> Result<(), TestCaseError> {
             .await
             .unwrap()
             .rows()
+            .into_iter()
             .map(|r| r.person)
             .filter(|p| p % 2 == 0)
             .collect(),
@@ -170,7 +171,11 @@ async fn compare(rows: Vec<Row>, chunks: usize) -> Result<(), TestCaseError> {
     for req in sequence_requests(&persons) {
         // Shards differ between the paths; each person's rows, in order, must not.
         let key = |s: crate::Sequences| -> Vec<(u64, i64, u16)> {
-            let mut rows: Vec<_> = s.rows().map(|r| (r.person, r.time_ms, r.event)).collect();
+            let mut rows: Vec<_> = s
+                .rows()
+                .into_iter()
+                .map(|r| (r.person, r.time_ms, r.event))
+                .collect();
             rows.sort_by_key(|r| r.0);
             rows
         };
@@ -205,7 +210,8 @@ async fn ties_within_a_source_and_across_sources_are_ordered_by_insert_id() {
     let dir = tempfile::tempdir().unwrap();
     let (cached, plain) = load(&one, 1, dir.path()).await;
     let req = &sequence_requests(&Arc::default())[0];
-    let events = |s: crate::Sequences| -> Vec<u16> { s.rows().map(|r| r.event).collect() };
+    let events =
+        |s: crate::Sequences| -> Vec<u16> { s.rows().into_iter().map(|r| r.event).collect() };
     let got = events(cached.cached_sequences(req).unwrap());
     assert_eq!(got.len(), 2);
     assert_eq!(got, events(plain.sequences(req).await.unwrap()));

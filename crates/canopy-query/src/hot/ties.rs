@@ -3,14 +3,15 @@
 //! from two keys merged into one person) in such a group are ordered here, by the insert ids
 //! read from their sources — rare, so those are read when needed and never cached.
 
-use super::columns::ColumnKey;
-use super::sources::Source;
-use crate::Result;
+use super::runs::SourceRows;
+use super::sources::{Source, source_insert_ids};
 use crate::ndjson::Strings;
 use crate::sequences::SequenceRow;
-use crate::table::QueryEngine;
+use crate::{QueryError, Result};
+use canopy_store::Store;
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 /// Set in a row's source number when its key was merged into another person's: its rank
 /// orders it among its own key's rows only.
@@ -42,55 +43,77 @@ pub(crate) fn unordered_groups(rows: &[SequenceRow]) -> Vec<Range<usize>> {
     groups
 }
 
-impl QueryEngine {
-    /// Orders `groups` — (shard, rows) found by [`unordered_groups`] in `shards`, each
-    /// sorted by (person, time, arrival, source, rank) — by insert id.
-    pub(crate) fn order_ties_across_sources(
+/// Insert ids by tie rank, per source, read the first time a tie needs them (never cached
+/// beyond the query).
+#[derive(Debug)]
+pub(crate) struct InsertIds {
+    store: Store,
+    by_source: Mutex<HashMap<u32, Arc<Vec<Option<String>>>>>,
+}
+
+impl InsertIds {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            by_source: Mutex::default(),
+        }
+    }
+
+    fn of_source(
         &self,
         sources: &[Source],
-        shards: &mut [Vec<SequenceRow>],
-        groups: Vec<(usize, Range<usize>)>,
-    ) -> Result<()> {
-        if groups.is_empty() {
-            return Ok(());
+        columns: &[Option<SourceRows>],
+        source: u32,
+    ) -> Result<Arc<Vec<Option<String>>>> {
+        let mut known = self
+            .by_source
+            .lock()
+            .map_err(|_| QueryError::Invalid("a query worker failed".into()))?;
+        if let Some(ids) = known.get(&source) {
+            return Ok(ids.clone());
         }
-        // source → rank → insert id
-        let mut wanted: HashMap<u32, HashMap<u32, Option<String>>> = HashMap::new();
-        for (s, g) in &groups {
-            for r in &shards[*s][g.clone()] {
-                wanted
-                    .entry(r.tie.0 & !MERGED)
-                    .or_default()
-                    .insert(r.tie.1, None);
-            }
-        }
-        let cache = self.column_cache();
-        let generation = cache.generation();
-        for (source, ids) in wanted.iter_mut() {
-            let Some(source) = sources.get(*source as usize) else {
-                continue;
-            };
-            let loaded = self.load_source(source, &[ColumnKey::Tie], &cache, generation)?;
-            let column = self.source_insert_ids(source)?;
-            let strings = Strings::of(&column);
-            for (row, rank) in loaded.ranks()?.iter().enumerate() {
-                if let Some(id) = ids.get_mut(rank) {
-                    *id = strings
-                        .as_ref()
-                        .and_then(|s| s.get(row))
-                        .map(str::to_string);
-                }
-            }
-        }
-        let id = |r: &SequenceRow| {
-            wanted
-                .get(&(r.tie.0 & !MERGED))
-                .and_then(|m| m.get(&r.tie.1))
-                .cloned()
-                .flatten()
+        let (Some(src), Some(Some(cols))) =
+            (sources.get(source as usize), columns.get(source as usize))
+        else {
+            return Err(QueryError::Invalid("a tie in an unknown source".into()));
         };
-        for (s, g) in groups {
-            shards[s][g].sort_by_cached_key(|r| (id(r), r.tie));
+        let ranks = cols.loaded.ranks()?;
+        let column = source_insert_ids(&self.store, src)?;
+        let strings = Strings::of(&column);
+        let mut by_rank = vec![None; ranks.len()];
+        for (row, rank) in ranks.iter().enumerate() {
+            if let Some(slot) = by_rank.get_mut(*rank as usize) {
+                *slot = strings
+                    .as_ref()
+                    .and_then(|s| s.get(row))
+                    .map(str::to_string);
+            }
+        }
+        let by_rank = Arc::new(by_rank);
+        known.insert(source, by_rank.clone());
+        Ok(by_rank)
+    }
+
+    /// Orders `groups` of `rows` — found by [`unordered_groups`] in rows sorted by (person,
+    /// time, arrival, source, rank) — by insert id.
+    pub fn order(
+        &self,
+        sources: &[Source],
+        columns: &[Option<SourceRows>],
+        rows: &mut [SequenceRow],
+        groups: Vec<Range<usize>>,
+    ) -> Result<()> {
+        for g in groups {
+            let mut keyed = Vec::with_capacity(g.len());
+            for r in &rows[g.clone()] {
+                let ids = self.of_source(sources, columns, r.tie.0 & !MERGED)?;
+                let id = ids.get(r.tie.1 as usize).cloned().flatten();
+                keyed.push((id, r.clone()));
+            }
+            keyed.sort_by(|a, b| (&a.0, a.1.tie).cmp(&(&b.0, b.1.tie)));
+            for (slot, (_, row)) in rows[g].iter_mut().zip(keyed) {
+                *slot = row;
+            }
         }
         Ok(())
     }
