@@ -39,19 +39,39 @@ enum Plan {
     NewOnly(Vec<u64>),
 }
 
+/// What planning needs to know of a segment.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    id: u64,
+    rows: u64,
+    in_run: bool,
+    /// It holds one person only (a piece that cannot be cut smaller).
+    one_person: bool,
+}
+
+impl Shape {
+    fn of(s: &SegmentMeta) -> Self {
+        Self {
+            id: s.id,
+            rows: s.rows,
+            in_run: s.in_run,
+            one_person: s.person_range.is_some_and(|(lo, hi)| lo == hi),
+        }
+    }
+}
+
 /// How to merge one partition, if at all (once it has `min_segments` files, counting the run
 /// as one): the new segments go into the run once they are a fair share of it; until then
-/// they are merged among themselves, so the partition stays a few files without the run
-/// being rewritten for every flush. A new segment larger than `max_rows` that holds more than
-/// one person (a large flush, or a segment from before runs existed) is cut even alone, so
-/// erasing a person never has to rewrite it whole.
-fn plan_partition(segs: &[&SegmentMeta], min_segments: usize, max_rows: u64) -> Option<Plan> {
-    let (run, new): (Vec<&&SegmentMeta>, Vec<&&SegmentMeta>) = segs.iter().partition(|s| s.in_run);
-    let oversized = new
-        .iter()
-        .any(|s| s.rows > max_rows && s.person_range.is_none_or(|(lo, hi)| lo != hi));
+/// the small ones are merged among themselves, so the partition stays a few files without the
+/// run being rewritten for every flush. A new segment larger than `max_rows` that holds more
+/// than one person (a large flush, or a segment from before runs existed) is cut even alone,
+/// so erasing a person never has to rewrite it whole.
+fn plan_partition(segs: &[Shape], min_segments: usize, max_rows: u64) -> Option<Plan> {
+    let (run, new): (Vec<&Shape>, Vec<&Shape>) = segs.iter().partition(|s| s.in_run);
+    let oversized = |s: &&Shape| s.rows > max_rows && !s.one_person;
+    let any_oversized = new.iter().any(oversized);
     let files = new.len() + usize::from(!run.is_empty());
-    if new.is_empty() || (files < min_segments.max(2) && !oversized) {
+    if new.is_empty() || (files < min_segments.max(2) && !any_oversized) {
         return None;
     }
     let run_rows: u64 = run.iter().map(|s| s.rows).sum();
@@ -59,15 +79,26 @@ fn plan_partition(segs: &[&SegmentMeta], min_segments: usize, max_rows: u64) -> 
     if new_rows * NEW_ROWS_SHARE >= run_rows || new.len() >= MAX_NEW_SEGMENTS {
         return Some(Plan::IntoRun(segs.iter().map(|s| s.id).collect()));
     }
-    (new.len() >= 2 || oversized).then(|| Plan::NewOnly(new.iter().map(|s| s.id).collect()))
+    // Only merges that leave fewer or smaller files: segments under half a cut's size (two
+    // or more make fewer files) and oversized ones. Merging new segments that are already
+    // cut to size would cut them into as many again — on every call, forever.
+    let merged: Vec<u64> = new
+        .iter()
+        .filter(|s| s.rows * 2 < max_rows || oversized(s))
+        .map(|s| s.id)
+        .collect();
+    (merged.len() >= 2 || any_oversized).then_some(Plan::NewOnly(merged))
 }
 
 /// Merges up to [`GROUPS_PER_CALL`] partitions; returns how many merges ran.
 pub(crate) fn compact_once(inner: &Inner) -> Result<usize> {
     let mut manifest = inner.manifest.lock().clone();
-    let mut by_partition: BTreeMap<Partition, Vec<&SegmentMeta>> = BTreeMap::new();
+    let mut by_partition: BTreeMap<Partition, Vec<Shape>> = BTreeMap::new();
     for s in &manifest.segments {
-        by_partition.entry(s.partition).or_default().push(s);
+        by_partition
+            .entry(s.partition)
+            .or_default()
+            .push(Shape::of(s));
     }
     let mut plans: Vec<(Partition, Plan)> = Vec::new();
     for (partition, segs) in by_partition {
@@ -298,9 +329,75 @@ pub(crate) fn sweep_graveyard(inner: &Inner) {
 
 #[cfg(test)]
 mod tests {
-    use super::run_cuts;
+    use super::{Plan, Shape, plan_partition, run_cuts};
     use arrow::array::UInt64Array;
     use proptest::prelude::*;
+
+    /// A partition in the model: each segment's sorted person keys and whether it is in the
+    /// run; merges use the real planner and the real cuts.
+    struct Model {
+        segments: Vec<(u64, Vec<u64>, bool)>,
+        next_id: u64,
+    }
+
+    impl Model {
+        fn add(&mut self, persons: Vec<u64>, in_run: bool) {
+            self.segments.push((self.next_id, persons, in_run));
+            self.next_id += 1;
+        }
+
+        fn shapes(&self) -> Vec<Shape> {
+            let shape = |(id, p, in_run): &(u64, Vec<u64>, bool)| Shape {
+                id: *id,
+                rows: p.len() as u64,
+                in_run: *in_run,
+                one_person: p.first() == p.last(),
+            };
+            self.segments.iter().map(shape).collect()
+        }
+
+        /// Applies one plan as `merge` would: the chosen segments' rows, sorted and cut.
+        fn apply(&mut self, plan: Plan, max: usize) {
+            let (ids, into_run) = match plan {
+                Plan::IntoRun(ids) => (ids, true),
+                Plan::NewOnly(ids) => (ids, false),
+            };
+            let (chosen, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.segments)
+                .into_iter()
+                .partition(|(id, _, _)| ids.contains(id));
+            self.segments = kept;
+            let mut rows: Vec<u64> = chosen.into_iter().flat_map(|(_, p, _)| p).collect();
+            rows.sort_unstable();
+            for (from, to) in run_cuts(&UInt64Array::from(rows.clone()), max) {
+                self.add(rows[from..to].to_vec(), into_run);
+            }
+        }
+    }
+
+    proptest! {
+        /// Regression (compaction_never_settled): new segments cut to size were merged
+        /// among themselves and cut into as many again on every call, so an idle server
+        /// compacted forever. From any partition, planning and merging must come to rest.
+        #[test]
+        fn compaction_of_a_partition_comes_to_rest(
+            run in proptest::collection::vec(proptest::collection::vec(0u64..60, 1..120), 0..6),
+            new in proptest::collection::vec(proptest::collection::vec(0u64..60, 1..120), 0..20),
+            max in 8usize..80,
+            min_segments in 2usize..6,
+        ) {
+            let mut model = Model { segments: Vec::new(), next_id: 0 };
+            for (mut p, in_run) in run.into_iter().map(|p| (p, true)).chain(new.into_iter().map(|p| (p, false))) {
+                p.sort_unstable();
+                model.add(p, in_run);
+            }
+            let mut merges = 0;
+            while let Some(plan) = plan_partition(&model.shapes(), min_segments, max as u64) {
+                model.apply(plan, max);
+                merges += 1;
+                prop_assert!(merges <= 8, "still merging after {merges} merges");
+            }
+        }
+    }
 
     proptest! {
         /// Pieces tile the rows in order, never split a person, and stay within `max` rows
