@@ -1,7 +1,8 @@
 //! The cached-column engine: decoded columns of segments kept in memory between queries
 //! (`cache.rs`, bounded, cleared by every rewrite), and the scans that read them for the
 //! reports run most — insights counts and uniques (`aggregate.rs`) and the sequence scan of
-//! funnels, retention and flows (`sequences.rs`). Each declines a shape it does not cover,
+//! funnels, retention and flows (`sequences.rs`, folded person by person in `runs.rs`).
+//! Each declines a shape it does not cover,
 //! and the caller takes the DataFusion path; both paths answer alike (tests compare them).
 
 mod aggregate;

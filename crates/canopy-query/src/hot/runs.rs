@@ -6,7 +6,7 @@
 //! and orders them there: a bucket's segments cover different times, so the gathered rows
 //! are usually in order already.
 
-use super::sources::{Loaded, Source};
+use super::sources::{Loaded, Source, on_cores};
 use super::ties::{InsertIds, unordered_groups};
 use crate::sequences::SequenceRow;
 use crate::{QueryError, Result};
@@ -124,17 +124,7 @@ impl RunSet {
             }
             Ok(acc)
         };
-        let cores = cores.clamp(1, self.buckets.len().max(1));
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..cores).map(|_| scope.spawn(work)).collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .map_err(|_| QueryError::Invalid("a query worker failed".into()))?
-                })
-                .collect()
-        })
+        on_cores(cores.clamp(1, self.buckets.len().max(1)), work)
     }
 
     fn fold_bucket(

@@ -262,16 +262,28 @@ impl QueryEngine {
                 f(&mut acc, i, &loaded)?;
             }
         };
-        let cores = self.target_partitions().clamp(1, sources.len().max(1));
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..cores).map(|_| scope.spawn(work)).collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .map_err(|_| QueryError::Invalid("a query worker failed".into()))?
-                })
-                .collect()
-        })
+        on_cores(
+            self.target_partitions().clamp(1, sources.len().max(1)),
+            work,
+        )
     }
+}
+
+/// Runs `work` on `cores` threads (each takes its items from a shared queue) and collects
+/// each thread's result; a failed thread fails the query.
+pub(crate) fn on_cores<A: Send>(
+    cores: usize,
+    work: impl Fn() -> Result<A> + Sync,
+) -> Result<Vec<A>> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..cores.max(1)).map(|_| scope.spawn(work)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| QueryError::Invalid("a query worker failed".into()))?
+            })
+            .collect()
+    })
 }
