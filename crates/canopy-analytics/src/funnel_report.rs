@@ -52,11 +52,38 @@ pub struct FunnelRequest {
     /// The members of `cohort`, resolved by the caller.
     #[serde(skip)]
     pub cohort_members: Option<canopy_query::PersonSet>,
+    /// The breakdown's cohort (name, members), resolved by the caller.
+    #[serde(skip)]
+    pub breakdown_cohort: Option<(String, canopy_query::PersonSet)>,
 }
 
+/// How people are split into breakdown segments.
+enum SplitBy<'a> {
+    Property(&'a str),
+    Cohort(&'a str, &'a canopy_query::PersonSet),
+}
+
+fn split_by(req: &FunnelRequest) -> Result<Option<SplitBy<'_>>> {
+    let Some(b) = &req.breakdown else {
+        return Ok(None);
+    };
+    match (&b.property, b.cohort, &req.breakdown_cohort) {
+        (Some(p), None, _) => Ok(Some(SplitBy::Property(p))),
+        (None, Some(_), Some((label, members))) => Ok(Some(SplitBy::Cohort(label, members))),
+        (None, Some(id), None) => Err(AnalyticsError::Invalid(format!("unknown cohort {id}"))),
+        _ => Err(AnalyticsError::Invalid(
+            "a breakdown names either a property or a cohort".into(),
+        )),
+    }
+}
+
+/// A breakdown by a property of the entering event, or by membership of a saved cohort.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FunnelBreakdown {
-    pub property: String,
+    #[serde(default)]
+    pub property: Option<String>,
+    #[serde(default)]
+    pub cohort: Option<u64>,
     /// Segments shown (largest first by people entering); the rest are `$other`.
     #[serde(default)]
     pub limit: Option<usize>,
@@ -156,9 +183,11 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
     names.extend(req.exclusions.iter().map(|x| x.event.clone()));
     names.sort();
     names.dedup();
+    let split = split_by(req)?;
+    // A cohort breakdown needs only the person, not the event's properties.
     let with_properties = steps.iter().any(Step::has_filter)
         || req.hold_constant.is_some()
-        || req.breakdown.is_some();
+        || matches!(split, Some(SplitBy::Property(_)));
     let over_time = match req.unit.as_deref() {
         None => None,
         Some(u) => {
@@ -255,11 +284,18 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
             let bucket = (!starts.is_empty())
                 .then(|| starts.partition_point(|s| *s <= entry).checked_sub(1))
                 .flatten();
-            let segment = req.breakdown.as_ref().map(|b| {
-                person
+            let segment = split.as_ref().map(|by| match by {
+                SplitBy::Property(property) => person
                     .get(c.start)
-                    .and_then(|r| r.properties.as_deref()?.get(&b.property))
-                    .and_then(canopy_query::value_text)
+                    .and_then(|r| r.properties.as_deref()?.get(*property))
+                    .and_then(canopy_query::value_text),
+                SplitBy::Cohort(label, members) => Some(
+                    if person.first().is_some_and(|r| members.contains(&r.person)) {
+                        label.to_string()
+                    } else {
+                        format!("not in {label}")
+                    },
+                ),
             });
             tally.add(&c, ordered, bucket, segment);
         },

@@ -31,7 +31,7 @@ fn report_request<T: serde::de::DeserializeOwned>(
 
 /// `POST /api/v1/query/funnel` `{"from_ms", "to_ms", "steps": [{"event", "where"?}],
 /// "window_ms", "order"?, "exclusions"?: [{"event", "after_step"}], "hold_constant"?,
-/// "breakdown"?: {"property", "limit"?}, "unit"?: "day"|"week"|"month"}`.
+/// "breakdown"?: {"property" | "cohort", "limit"?}, "unit"?: "day"|"week"|"month"}`.
 pub(crate) async fn funnel(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -43,6 +43,11 @@ pub(crate) async fn funnel(
     req.project = project;
     req.timezone = state.projects.control().settings(project)?.1.timezone;
     req.cohort_members = crate::cohorts::members_of(&state, project, req.cohort.as_ref()).await?;
+    if let Some(id) = req.breakdown.as_ref().and_then(|b| b.cohort) {
+        req.breakdown_cohort = crate::cohorts::resolve(&state, project, &[id])
+            .await?
+            .remove(&id);
+    }
     Ok(Json(canopy_analytics::funnel(&state.queries, &req).await?))
 }
 

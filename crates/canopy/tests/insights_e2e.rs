@@ -207,6 +207,33 @@ fn insights_cohorts_and_the_mixpanel_query_endpoints() {
             .collect::<Vec<_>>()
     };
     assert_eq!(funnel(json!({"id": id})), vec![json!(1), json!(1)]);
+    // ...and splits a funnel: members and everyone else, by the person, not the event.
+    let (s, r) = post(
+        "/api/v1/query/funnel",
+        json!({"from_ms": T - 20 * HOUR, "to_ms": T + 20 * HOUR, "window_ms": 86_400_000,
+        "steps": [{"event": "Buy"}, {"event": "Buy"}], "breakdown": {"cohort": id}}),
+    );
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        r["breakdown"],
+        json!([{"segment": "Repeat buyers", "counts": [1, 1]},
+               {"segment": "not in Repeat buyers", "counts": [1, 0]}])
+    );
+    for (bad, why) in [
+        (json!({"cohort": 4242}), "unknown cohort"),
+        (
+            json!({"cohort": id, "property": "plan"}),
+            "property and cohort",
+        ),
+        (json!({}), "neither"),
+    ] {
+        let (s, r) = post(
+            "/api/v1/query/funnel",
+            json!({"from_ms": T - 20 * HOUR, "to_ms": T + 20 * HOUR, "window_ms": 86_400_000,
+            "steps": [{"event": "Buy"}, {"event": "Buy"}], "breakdown": bad}),
+        );
+        assert_eq!(s, 400, "{why}: {r}");
+    }
     assert_eq!(
         funnel(json!({"id": id, "negate": true})),
         vec![json!(1), json!(0)]
