@@ -16,7 +16,8 @@ const MAX_WINDOW_DAYS: u32 = 3660;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CohortDefinition {
     /// Did `event` (passing `where`) at least `min_count` times in the `window_days` before
-    /// the moment the cohort is evaluated.
+    /// the moment the cohort is evaluated — or, with `did_not`, everyone the project knows
+    /// (an event at any time, or a profile) who did not.
     Behavioral {
         event: String,
         #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
@@ -24,6 +25,8 @@ pub enum CohortDefinition {
         #[serde(default = "one")]
         min_count: u64,
         window_days: u32,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        did_not: bool,
     },
     /// The profile passes every filter (properties of the user profile).
     Profile { filters: Vec<PropertyFilter> },
@@ -70,6 +73,7 @@ impl CohortDefinition {
                 where_expr,
                 min_count,
                 window_days,
+                ..
             } => {
                 if event.trim().is_empty() {
                     return Err(AnalyticsError::Invalid(
@@ -102,10 +106,15 @@ impl CohortDefinition {
         Ok(())
     }
 
-    /// The stored JSON.
+    /// The stored JSON: version 2 only for what version 1 cannot say ("did not do"), so a
+    /// binary that knows only version 1 refuses it instead of reading it as "did".
     pub fn to_stored(&self) -> String {
+        let version = match self {
+            CohortDefinition::Behavioral { did_not: true, .. } => 2,
+            _ => 1,
+        };
         serde_json::to_string(&StoredCohort {
-            version: 1,
+            version,
             definition: self.clone(),
         })
         .unwrap_or_default()
@@ -115,7 +124,7 @@ impl CohortDefinition {
     pub fn from_stored(json: &str) -> Result<Self> {
         let stored: StoredCohort = serde_json::from_str(json)
             .map_err(|e| AnalyticsError::Invalid(format!("stored cohort: {e}")))?;
-        if stored.version != 1 {
+        if !(1..=2).contains(&stored.version) {
             return Err(AnalyticsError::Invalid(format!(
                 "stored cohort version {} is newer than this binary",
                 stored.version
@@ -137,9 +146,10 @@ impl CohortDefinition {
                 where_expr,
                 min_count,
                 window_days,
+                did_not,
             } => {
                 let from = now_ms - i64::from(*window_days) * DAY_MS;
-                engine
+                let did = engine
                     .persons_with_events(
                         project,
                         (from, now_ms + 1),
@@ -147,7 +157,14 @@ impl CohortDefinition {
                         where_expr.as_deref(),
                         *min_count,
                     )
-                    .await?
+                    .await?;
+                if *did_not {
+                    let mut everyone = engine.known_persons(project).await?;
+                    everyone.retain(|p| !did.contains(p));
+                    everyone
+                } else {
+                    did
+                }
             }
             CohortDefinition::Profile { filters } => {
                 engine.persons_with_profile(project, filters).await?
@@ -169,9 +186,22 @@ mod tests {
         .unwrap();
         d.validate().unwrap();
         assert_eq!(CohortDefinition::from_stored(&d.to_stored()).unwrap(), d);
+        assert!(d.to_stored().starts_with(r#"{"version":1,"#));
+        // "Did not do" is version 2, so a version-1 binary refuses it rather than reading
+        // it as "did".
+        let not: CohortDefinition = serde_json::from_str(
+            r#"{"kind":"behavioral","event":"Buy","window_days":30,"did_not":true}"#,
+        )
+        .unwrap();
+        not.validate().unwrap();
+        assert!(not.to_stored().starts_with(r#"{"version":2,"#));
+        assert_eq!(
+            CohortDefinition::from_stored(&not.to_stored()).unwrap(),
+            not
+        );
         assert!(
             CohortDefinition::from_stored(
-                r#"{"version":2,"definition":{"kind":"profile","filters":[]}}"#
+                r#"{"version":3,"definition":{"kind":"profile","filters":[]}}"#
             )
             .is_err()
         );

@@ -51,6 +51,22 @@ impl QueryEngine {
         person_keys(df).await
     }
 
+    /// Everyone the project knows: people with an event at any time or with a user profile
+    /// (the universe a "did not do" cohort is taken from).
+    pub async fn known_persons(&self, project: ProjectId) -> Result<HashSet<u64>> {
+        let ctx = self.context_with_profiles(project, None).await?;
+        let events = ctx
+            .table("events")
+            .await?
+            .filter(col("person").is_not_null())?
+            .select(vec![col("person")])?
+            .distinct()?;
+        let profiles = ctx.table("profiles").await?.select(vec![col("person")])?;
+        let mut out = person_keys(events).await?;
+        out.extend(person_keys(profiles).await?);
+        Ok(out)
+    }
+
     /// People whose user profile passes every filter (read as profile properties).
     pub async fn persons_with_profile(
         &self,

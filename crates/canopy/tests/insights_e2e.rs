@@ -191,6 +191,17 @@ fn insights_cohorts_and_the_mixpanel_query_endpoints() {
         segs,
         vec![json!("Repeat buyers"), json!("not in Repeat buyers")]
     );
+    // "Did not do": everyone the project knows but the repeat buyers — on events, the same
+    // people as the negated cohort.
+    let (s, not) = post(
+        "/api/v1/cohorts",
+        json!({"name": "Not repeat buyers", "definition": {"kind": "behavioral", "event": "Buy",
+            "min_count": 2, "window_days": 3650, "did_not": true}}),
+    );
+    assert_eq!(s, 201, "{not}");
+    assert!(not["count"].as_u64().unwrap() >= 1, "{not}");
+    let (_, r) = insights(json!({"unit": "all", "cohort": {"id": not["id"]}}));
+    assert_eq!(r["series"][0]["total"], json!(1), "b alone, as negated");
     // The same cohort restricts funnels, retention and flows.
     let funnel = |cohort: Value| {
         let (s, r) = post(
