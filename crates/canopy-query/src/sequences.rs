@@ -4,7 +4,7 @@
 //! arrival (received time), then insert id, so every engine orders them alike.
 
 use crate::PersonSet;
-use crate::hot::{RunSet, shard_of};
+use crate::hot::RunSet;
 use crate::ndjson::{EventColumns, Strings};
 use crate::table::{QueryEngine, time_between};
 use crate::{QueryError, Result};
@@ -89,25 +89,18 @@ impl Sequences {
         };
         let next = std::sync::atomic::AtomicUsize::new(0);
         let (init, f, next) = (&init, &f, &next);
-        let cores = cores.clamp(1, shards.len().max(1));
-        Ok(std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..cores)
-                .map(|_| {
-                    scope.spawn(move || {
-                        let mut acc = init();
-                        while let Some(rows) =
-                            shards.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                        {
-                            for person in rows.chunk_by(|a, b| a.person == b.person) {
-                                f(&mut acc, person);
-                            }
-                        }
-                        acc
-                    })
-                })
-                .collect();
-            handles.into_iter().filter_map(|h| h.join().ok()).collect()
-        }))
+        let work = move || -> Result<A> {
+            let mut acc = init();
+            while let Some(rows) =
+                shards.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            {
+                for person in rows.chunk_by(|a, b| a.person == b.person) {
+                    f(&mut acc, person);
+                }
+            }
+            Ok(acc)
+        };
+        crate::hot::on_cores(cores.clamp(1, shards.len().max(1)), work)
     }
 
     /// Every row, each person's in order.
@@ -200,7 +193,7 @@ impl QueryEngine {
                 {
                     continue;
                 }
-                let shard = shard_of(person, n_shards);
+                let shard = canopy_types::PersonKey(person).bucket(n_shards as u32) as usize;
                 let properties = props.as_ref().map(|c| Box::new(c.properties(row)));
                 bytes += std::mem::size_of::<SequenceRow>()
                     + properties.as_ref().map_or(0, |p| p.len() * PROPERTY_BYTES);

@@ -17,7 +17,7 @@ mod ties;
 pub(crate) use cache::ColumnCache;
 pub use cache::DEFAULT_COLUMN_CACHE;
 pub(crate) use runs::RunSet;
-pub(crate) use sequences::shard_of;
+pub(crate) use sources::on_cores;
 
 #[cfg(test)]
 mod tests;

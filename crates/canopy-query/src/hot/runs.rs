@@ -6,6 +6,7 @@
 //! and orders them there: a bucket's segments cover different times, so the gathered rows
 //! are usually in order already.
 
+use super::columns::ColumnKey;
 use super::sources::{Loaded, Source, on_cores};
 use super::ties::{InsertIds, unordered_groups};
 use crate::sequences::SequenceRow;
@@ -40,7 +41,7 @@ pub(crate) struct BucketRows {
 #[derive(Debug)]
 pub(crate) struct RunSet {
     pub sources: Vec<Source>,
-    /// By source index (`None`: nothing wanted in it).
+    /// By source index: the columns of every scanned source.
     pub columns: Vec<Option<SourceRows>>,
     pub buckets: Vec<BucketRows>,
     pub insert_ids: InsertIds,
@@ -65,7 +66,6 @@ impl<'a> RunView<'a> {
             .and_then(Option::as_ref)
             .ok_or_else(|| QueryError::Invalid("a run without its columns".into()))?;
         let loaded = &c.loaded;
-        use super::columns::ColumnKey;
         Ok(Self {
             source: run.source,
             rows: &run.rows,

@@ -13,11 +13,6 @@ use crate::{QueryError, Result};
 use arrow::array::Array;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Shard of a person: a multiplicative hash spreads sequential keys evenly.
-pub(crate) fn shard_of(person: u64, shards: usize) -> usize {
-    (person.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % shards
-}
-
 /// What the scan of one source gives: its columns, its runs by bucket, its merged rows.
 struct Scanned {
     source: usize,
@@ -79,7 +74,12 @@ impl QueryEngine {
                     return;
                 }
                 let (person, bucket, stored) = if persons.is_null(row) {
-                    (0, shard_of(0, n_buckets), false)
+                    // Keyless: person 0, as on the DataFusion path.
+                    (
+                        0,
+                        canopy_types::PersonKey(0).bucket(n_buckets as u32) as usize,
+                        false,
+                    )
                 } else {
                     let raw = persons.value(row);
                     let (p, bucket) = cursor.resolve(raw);
