@@ -12,11 +12,7 @@ use std::collections::HashMap;
 /// The node a path reaches when the person has no more events.
 pub const END: &str = "$end";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    After,
-    Before,
-}
+pub use canopy_report_wire::Direction;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowSpec {

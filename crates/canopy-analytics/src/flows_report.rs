@@ -2,37 +2,19 @@
 //! Sankey links. Rules in `docs/query-semantics.md`; the per-person operator is `flows.rs`.
 //! Every event name takes part, so the scan reads all of the range's events (names only).
 
-use crate::flows::{Direction, FlowSpec, Flows};
-use crate::{AnalyticsError, Result};
+use crate::Result;
+use crate::flows::{FlowSpec, Flows};
 use canopy_query::{QueryEngine, SequenceRequest};
+use canopy_report_wire::{Definition, FlowsQuery};
 use canopy_types::ProjectId;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-#[derive(Debug, Clone, Deserialize)]
+/// A flows report to run: the client's definition and what the server resolved for it.
+#[derive(Debug, Clone)]
 pub struct FlowsRequest {
-    #[serde(skip)]
     pub project: ProjectId,
-    pub from_ms: i64,
-    pub to_ms: i64,
-    pub anchor: String,
-    /// The events a path may contain (the anchor is added). Flows need a list: the scan is
-    /// over these names.
-    pub events: Vec<String>,
-    /// Steps after (or before) the anchor, 1 to 10.
-    pub steps: usize,
-    /// `after` (default) or `before`.
-    #[serde(default)]
-    pub direction: Option<String>,
-    #[serde(default)]
-    pub all_anchors: bool,
-    /// Collapse consecutive repeats of one event (default true, as Mixpanel).
-    #[serde(default)]
-    pub keep_repeats: bool,
-    /// Only a saved cohort's members (or everyone else).
-    #[serde(default)]
-    pub cohort: Option<crate::cohorts::CohortFilter>,
-    /// The members of `cohort`, resolved by the caller.
-    #[serde(skip)]
+    pub query: FlowsQuery,
+    /// The members of the query's `cohort`.
     pub cohort_members: Option<canopy_query::PersonSet>,
 }
 
@@ -53,48 +35,29 @@ pub struct FlowsReport {
 }
 
 pub async fn flows(engine: &QueryEngine, req: &FlowsRequest) -> Result<FlowsReport> {
-    if !(1..=10).contains(&req.steps) {
-        return Err(AnalyticsError::Invalid(
-            "steps must be between 1 and 10".into(),
-        ));
-    }
-    if req.to_ms <= req.from_ms {
-        return Err(AnalyticsError::Invalid(
-            "to_ms must be after from_ms".into(),
-        ));
-    }
-    let direction = match req.direction.as_deref().unwrap_or("after") {
-        "after" => Direction::After,
-        "before" => Direction::Before,
-        d => {
-            return Err(AnalyticsError::Invalid(format!(
-                "direction must be \"after\" or \"before\" (got {d:?})"
-            )));
-        }
-    };
-    let mut names = req.events.clone();
-    names.push(req.anchor.clone());
+    let q = &req.query;
+    q.check()?;
+    let direction = q.direction()?;
+    let mut names = q.events.clone();
+    names.push(q.anchor.clone());
     names.sort();
     names.dedup();
     let rows = engine
         .sequences(&SequenceRequest {
             project: req.project,
-            from_ms: req.from_ms,
-            to_ms: req.to_ms,
+            from_ms: q.from_ms,
+            to_ms: q.to_ms,
             events: names.clone(),
             with_properties: false,
-            persons: crate::cohorts::person_filter(
-                req.cohort.as_ref(),
-                req.cohort_members.as_ref(),
-            )?,
+            persons: crate::cohorts::person_filter(q.cohort.as_ref(), req.cohort_members.as_ref())?,
         })
         .await?;
     let spec = FlowSpec {
-        anchor: req.anchor.clone(),
-        steps: req.steps,
+        anchor: q.anchor.clone(),
+        steps: q.steps,
         direction,
-        all_anchors: req.all_anchors,
-        collapse_repeats: !req.keep_repeats,
+        all_anchors: q.all_anchors,
+        collapse_repeats: !q.keep_repeats,
     };
     let shards = rows.fold_persons(
         || (Flows::default(), Vec::<&str>::new()),

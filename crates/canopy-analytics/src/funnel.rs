@@ -24,11 +24,7 @@ pub struct StepEvent {
     pub constant: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    Specific,
-    Any,
-}
+pub use canopy_report_wire::Order;
 
 /// A funnel's shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +49,7 @@ pub struct Conversion {
 }
 
 impl FunnelSpec {
-    pub const MAX_STEPS: usize = 20;
+    pub const MAX_STEPS: usize = canopy_report_wire::funnel::MAX_STEPS;
 
     /// Evaluates one person; `events` in time order.
     pub fn evaluate(&self, events: &[StepEvent]) -> Conversion {

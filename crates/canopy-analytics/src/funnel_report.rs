@@ -5,55 +5,24 @@
 
 use crate::funnel::{FunnelSpec, Order, StepEvent};
 use crate::funnel_tally::{Tally, TimeToConvert};
-use crate::step::{Step, StepDef};
-use crate::time_buckets::{Unit, buckets, parse_tz};
+use crate::time_buckets::{buckets, parse_tz};
 use crate::{AnalyticsError, Result};
 use canopy_query::{QueryEngine, SequenceRequest, SequenceRow};
+use canopy_report_wire::{Definition, FunnelQuery, Split, Step};
 use canopy_types::ProjectId;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 
-/// An event that ends an attempt between step `after_step` and the next (1-based).
-#[derive(Debug, Clone, Deserialize)]
-pub struct ExclusionDef {
-    pub event: String,
-    pub after_step: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
+/// A funnel to run: the client's definition and what the server resolved for it.
+#[derive(Debug, Clone)]
 pub struct FunnelRequest {
-    #[serde(skip)]
     pub project: ProjectId,
-    /// Inclusive start of the range in which people enter (step 1), ms since the epoch.
-    pub from_ms: i64,
-    /// Exclusive end of that range; later steps may follow until the window closes.
-    pub to_ms: i64,
-    pub steps: Vec<StepDef>,
-    pub window_ms: i64,
-    #[serde(default = "specific")]
-    pub order: String,
-    #[serde(default)]
-    pub exclusions: Vec<ExclusionDef>,
-    /// A property every step of an attempt must share (Mixpanel's "hold property constant").
-    #[serde(default)]
-    pub hold_constant: Option<String>,
-    /// Split people by a property of the event they entered with.
-    #[serde(default)]
-    pub breakdown: Option<FunnelBreakdown>,
-    /// Conversion per `day` / `week` / `month` of entry, in the project's time zone.
-    #[serde(default)]
-    pub unit: Option<String>,
-    /// IANA zone of the entry buckets (the project's setting, filled by the server).
-    #[serde(skip)]
+    pub query: FunnelQuery,
+    /// IANA zone of the entry buckets (the project's setting).
     pub timezone: String,
-    /// Only a saved cohort's members (or everyone else).
-    #[serde(default)]
-    pub cohort: Option<crate::cohorts::CohortFilter>,
-    /// The members of `cohort`, resolved by the caller.
-    #[serde(skip)]
+    /// The members of the query's `cohort`.
     pub cohort_members: Option<canopy_query::PersonSet>,
-    /// The breakdown's cohort (name, members), resolved by the caller.
-    #[serde(skip)]
+    /// The breakdown's cohort (name, members).
     pub breakdown_cohort: Option<(String, canopy_query::PersonSet)>,
 }
 
@@ -64,29 +33,14 @@ enum SplitBy<'a> {
 }
 
 fn split_by(req: &FunnelRequest) -> Result<Option<SplitBy<'_>>> {
-    let Some(b) = &req.breakdown else {
-        return Ok(None);
-    };
-    match (&b.property, b.cohort, &req.breakdown_cohort) {
-        (Some(p), None, _) => Ok(Some(SplitBy::Property(p))),
-        (None, Some(_), Some((label, members))) => Ok(Some(SplitBy::Cohort(label, members))),
-        (None, Some(id), None) => Err(AnalyticsError::Invalid(format!("unknown cohort {id}"))),
-        _ => Err(AnalyticsError::Invalid(
-            "a breakdown names either a property or a cohort".into(),
-        )),
-    }
-}
-
-/// A breakdown by a property of the entering event, or by membership of a saved cohort.
-#[derive(Debug, Clone, Deserialize)]
-pub struct FunnelBreakdown {
-    #[serde(default)]
-    pub property: Option<String>,
-    #[serde(default)]
-    pub cohort: Option<u64>,
-    /// Segments shown (largest first by people entering); the rest are `$other`.
-    #[serde(default)]
-    pub limit: Option<usize>,
+    Ok(match (req.query.split()?, &req.breakdown_cohort) {
+        (None, _) => None,
+        (Some(Split::Property(p)), _) => Some(SplitBy::Property(p)),
+        (Some(Split::Cohort(_)), Some((label, members))) => Some(SplitBy::Cohort(label, members)),
+        (Some(Split::Cohort(id)), None) => {
+            return Err(AnalyticsError::Invalid(format!("unknown cohort {id}")));
+        }
+    })
 }
 
 /// People per step in one breakdown segment.
@@ -103,10 +57,6 @@ pub struct OverTime {
     pub buckets: Vec<String>,
     pub entered: Vec<u64>,
     pub completed: Vec<u64>,
-}
-
-fn specific() -> String {
-    "specific".into()
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -134,93 +84,44 @@ pub struct FunnelReport {
     pub breakdown: Option<Vec<SegmentSteps>>,
 }
 
-/// Mixpanel's longest conversion window.
-const MAX_WINDOW_MS: i64 = 366 * 86_400_000;
-
 /// Runs the funnel.
 pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelReport> {
-    let n = req.steps.len();
-    if !(2..=FunnelSpec::MAX_STEPS).contains(&n) {
-        return Err(AnalyticsError::Invalid(format!(
-            "a funnel has 2 to {} steps (got {n})",
-            FunnelSpec::MAX_STEPS
-        )));
-    }
-    if !(1..=MAX_WINDOW_MS).contains(&req.window_ms) {
-        return Err(AnalyticsError::Invalid(
-            "window_ms must be between 1 and 366 days".into(),
-        ));
-    }
-    if req.to_ms <= req.from_ms {
-        return Err(AnalyticsError::Invalid(
-            "to_ms must be after from_ms".into(),
-        ));
-    }
-    let order = match req.order.as_str() {
-        "specific" => Order::Specific,
-        "any" => Order::Any,
-        o => {
-            return Err(AnalyticsError::Invalid(format!(
-                "order must be \"specific\" or \"any\" (got {o:?})"
-            )));
-        }
-    };
-    for x in &req.exclusions {
-        if x.after_step == 0 || x.after_step >= n {
-            return Err(AnalyticsError::Invalid(format!(
-                "exclusion {:?}: after_step must be between 1 and {}",
-                x.event,
-                n - 1
-            )));
-        }
-    }
-    let steps: Vec<Step> = req
-        .steps
-        .iter()
-        .map(StepDef::compile)
-        .collect::<Result<_>>()?;
-    let mut names: Vec<String> = req.steps.iter().map(|s| s.event.clone()).collect();
-    names.extend(req.exclusions.iter().map(|x| x.event.clone()));
+    let q = &req.query;
+    q.check()?;
+    let n = q.steps.len();
+    let order = q.order()?;
+    let steps: Vec<Step> = q.compiled_steps()?;
+    let mut names: Vec<String> = q.steps.iter().map(|s| s.event.clone()).collect();
+    names.extend(q.exclusions.iter().map(|x| x.event.clone()));
     names.sort();
     names.dedup();
     let split = split_by(req)?;
     // A cohort breakdown needs only the person, not the event's properties.
     let with_properties = steps.iter().any(Step::has_filter)
-        || req.hold_constant.is_some()
+        || q.hold_constant.is_some()
         || matches!(split, Some(SplitBy::Property(_)));
-    let over_time = match req.unit.as_deref() {
-        None => None,
-        Some(u) => {
-            let unit = Unit::parse(u)?;
-            if unit == Unit::Hour {
-                return Err(AnalyticsError::Invalid(
-                    "conversion over time is by day, week or month".into(),
-                ));
-            }
-            Some((
-                u.to_string(),
-                buckets(&parse_tz(&req.timezone)?, unit, req.from_ms, req.to_ms)?,
-            ))
-        }
+    let over_time = match (q.over_time_unit()?, &q.unit) {
+        (Some(unit), Some(name)) => Some((
+            name.clone(),
+            buckets(&parse_tz(&req.timezone)?, unit, q.from_ms, q.to_ms)?,
+        )),
+        _ => None,
     };
     let rows = engine
         .sequences(&SequenceRequest {
             project: req.project,
-            from_ms: req.from_ms,
-            to_ms: req.to_ms.saturating_add(req.window_ms),
+            from_ms: q.from_ms,
+            to_ms: q.to_ms.saturating_add(q.window_ms),
             events: names.clone(),
             with_properties,
-            persons: crate::cohorts::person_filter(
-                req.cohort.as_ref(),
-                req.cohort_members.as_ref(),
-            )?,
+            persons: crate::cohorts::person_filter(q.cohort.as_ref(), req.cohort_members.as_ref())?,
         })
         .await?;
     let spec = FunnelSpec {
         steps: n,
-        window_ms: req.window_ms,
+        window_ms: q.window_ms,
         order,
-        hold_constant: req.hold_constant.is_some(),
+        hold_constant: q.hold_constant.is_some(),
     };
     // Per scanned name, once per query: the steps it may match and the exclusions it is.
     let by_name: Vec<(u32, u32)> = names
@@ -233,7 +134,7 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
                 }
             }
             let mut excludes = 0u32;
-            for x in &req.exclusions {
+            for x in &q.exclusions {
                 if x.event == *name {
                     excludes |= 1 << (x.after_step - 1);
                 }
@@ -248,7 +149,7 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
         let mut matched = 0u32;
         for (i, s) in steps.iter().enumerate() {
             // People enter only inside the range; later steps may follow until the window ends.
-            let enters_late = i == 0 && r.time_ms >= req.to_ms;
+            let enters_late = i == 0 && r.time_ms >= q.to_ms;
             if candidates & (1 << i) != 0
                 && !enters_late
                 && (!s.has_filter() || s.matches(name, props))
@@ -256,7 +157,7 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
                 matched |= 1 << i;
             }
         }
-        let constant = req.hold_constant.as_ref().and_then(|k| {
+        let constant = q.hold_constant.as_ref().and_then(|k| {
             props?.get(k).map(|v| match v {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -321,7 +222,7 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
                 (s > 0 && counts[s] > 0 && order == Order::Specific).then(|| sum / counts[s] as f64)
             };
             StepReport {
-                event: req.steps[s].event.clone(),
+                event: q.steps[s].event.clone(),
                 count: counts[s],
                 step_conv_ratio: if s == 0 {
                     1.0
@@ -334,10 +235,10 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
             }
         })
         .collect();
-    let breakdown = req
+    let breakdown = q
         .breakdown
         .as_ref()
-        .map(|b| top_segments(segments, b.limit.unwrap_or(10).clamp(1, 10_000)));
+        .map(|_| top_segments(segments, q.breakdown_limit()));
     Ok(FunnelReport {
         steps,
         time_to_convert: TimeToConvert::from_durations(durations),

@@ -3,113 +3,35 @@
 //! and per segment of a breakdown (top N plus "$other"), optionally with the previous period
 //! alongside. Validation and shaping here; the aggregation is `canopy_query::aggregate`.
 
-pub use crate::cohorts::CohortFilter;
 use crate::insights_shape::{additive, fold_other, segments_per_event, shape, top_segments};
-use crate::step::StepDef;
-use crate::time_buckets::{Unit, buckets, parse_tz};
+use crate::time_buckets::{buckets, parse_tz};
 use crate::{AnalyticsError, Result};
 use canopy_query::{
     AggregateRequest, AggregateRow, Breakdown, BreakdownBy, EventSelector, Measure, PersonSet,
-    PropertyFilter, QueryEngine, Source, Stat,
+    QueryEngine,
 };
+use canopy_report_wire::{Definition, InsightsQuery, MeasureDef, Split};
 use canopy_types::ProjectId;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// What to measure: `{"type": "total" | "unique" | "per_person" | "property", "stat"?,
-/// "property"?, "source"?}`; `stat` is `sum`, `avg`, `min`, `max`, `median` or `pNN`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct MeasureDef {
-    #[serde(rename = "type", default = "total")]
-    pub kind: String,
-    #[serde(default)]
-    pub stat: Option<String>,
-    #[serde(default)]
-    pub property: Option<String>,
-    #[serde(default)]
-    pub source: Source,
-}
-
-fn total() -> String {
-    "total".into()
-}
-
-impl Default for MeasureDef {
-    fn default() -> Self {
-        Self {
-            kind: total(),
-            stat: None,
-            property: None,
-            source: Source::Event,
-        }
-    }
-}
-
-/// A breakdown by one property, or by membership of a saved cohort.
-#[derive(Debug, Clone, Deserialize, Default)]
-pub struct BreakdownDef {
-    #[serde(default)]
-    pub property: Option<String>,
-    #[serde(default)]
-    pub source: Source,
-    #[serde(default)]
-    pub cohort: Option<u64>,
-    /// Segments shown; the rest are summed up as `$other` (default 10, at most 10,000).
-    #[serde(default)]
-    pub limit: Option<usize>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
+/// An insights report to run: the client's definition and what the server resolved for it.
+#[derive(Debug, Clone)]
 pub struct InsightsRequest {
-    #[serde(skip)]
     pub project: ProjectId,
-    /// IANA zone of the buckets (the project's setting, filled by the server).
-    #[serde(skip)]
+    pub query: InsightsQuery,
+    /// IANA zone of the buckets (the project's setting).
     pub timezone: String,
-    pub from_ms: i64,
-    pub to_ms: i64,
-    pub events: Vec<StepDef>,
-    #[serde(default)]
-    pub measure: MeasureDef,
-    /// Several metrics in one report (instead of `measure`); each series names its index.
-    #[serde(default)]
-    pub measures: Vec<MeasureDef>,
-    /// `hour`, `day` (default), `week`, `month`, or `all` for the whole range only.
-    #[serde(default)]
-    pub unit: Option<String>,
-    #[serde(default)]
-    pub filters: Vec<PropertyFilter>,
-    /// Mixpanel segmentation expression applied to every event.
-    #[serde(default, rename = "where")]
-    pub where_expr: Option<String>,
-    #[serde(default)]
-    pub breakdown: Option<BreakdownDef>,
-    /// Only members of a saved cohort (or, with `negate`, everyone else).
-    #[serde(default)]
-    pub cohort: Option<CohortFilter>,
-    /// The cohorts the request names, resolved by the caller: id → (name, members).
-    #[serde(skip)]
+    /// The cohorts the query names (`InsightsQuery::cohort_ids`): id → (name, members).
     pub cohorts: HashMap<u64, (String, PersonSet)>,
-    /// Also compute the same length of time just before `from_ms`.
-    #[serde(default)]
-    pub compare_previous: bool,
     /// When set, segments beyond the top `limit` are dropped rather than summed as `$other`
     /// (Mixpanel's segmentation API does this).
-    #[serde(skip)]
     pub drop_other: bool,
 }
 
 impl InsightsRequest {
-    /// The saved cohorts the request refers to (for the caller to resolve).
-    pub fn cohort_ids(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.cohort.iter().map(|c| c.id).collect();
-        ids.extend(self.breakdown.as_ref().and_then(|b| b.cohort));
-        ids.dedup();
-        ids
-    }
-
     fn resolved(&self, id: u64) -> Result<&(String, PersonSet)> {
         self.cohorts
             .get(&id)
@@ -149,71 +71,14 @@ pub struct InsightsReport {
     pub previous: Option<Period>,
 }
 
-const MAX_EVENTS: usize = 20;
-const MAX_MEASURES: usize = 10;
-const MAX_LIMIT: usize = 10_000;
-
-fn stat(s: Option<&str>) -> Result<Stat> {
-    let s = s.unwrap_or("avg");
-    Ok(match s {
-        "sum" => Stat::Sum,
-        "avg" | "average" => Stat::Avg,
-        "min" => Stat::Min,
-        "max" => Stat::Max,
-        "median" => Stat::Median,
-        p if p.starts_with('p') && p.len() > 1 => {
-            let n: f64 = p[1..]
-                .parse()
-                .map_err(|_| AnalyticsError::Invalid(format!("unknown statistic {s:?}")))?;
-            if !(0.0..=100.0).contains(&n) {
-                return Err(AnalyticsError::Invalid(format!(
-                    "percentile {s:?} out of 0..100"
-                )));
-            }
-            Stat::Percentile(n / 100.0)
-        }
-        _ => {
-            return Err(AnalyticsError::Invalid(format!(
-                "stat must be sum, avg, min, max, median or pNN (got {s:?})"
-            )));
-        }
-    })
-}
-
-impl MeasureDef {
-    fn measure(&self) -> Result<Measure> {
-        Ok(match self.kind.as_str() {
-            "total" => Measure::Total,
-            "unique" => Measure::Unique,
-            "per_person" => Measure::PerPerson(stat(self.stat.as_deref())?),
-            "property" => Measure::Property {
-                property: self.property.clone().ok_or_else(|| {
-                    AnalyticsError::Invalid("a property measure needs \"property\"".into())
-                })?,
-                source: self.source,
-                stat: stat(self.stat.as_deref().or(Some("sum")))?,
-            },
-            k => {
-                return Err(AnalyticsError::Invalid(format!(
-                    "measure type must be total, unique, per_person or property (got {k:?})"
-                )));
-            }
-        })
-    }
-}
-
 /// Runs the report.
 pub async fn insights(engine: &QueryEngine, req: &InsightsRequest) -> Result<InsightsReport> {
-    if req.measures.is_empty() {
-        return insights_one(engine, req, &req.measure).await;
-    }
-    if req.measures.len() > MAX_MEASURES {
-        return Err(AnalyticsError::Invalid(format!(
-            "at most {MAX_MEASURES} measures"
-        )));
+    req.query.check()?;
+    if req.query.measures.is_empty() {
+        return insights_one(engine, req, &req.query.measure).await;
     }
     let mut report: Option<InsightsReport> = None;
-    for (i, m) in req.measures.iter().enumerate() {
+    for (i, m) in req.query.measures.iter().enumerate() {
         let mut one = insights_one(engine, req, m).await?;
         let tag = |series: &mut Vec<Series>| series.iter_mut().for_each(|s| s.measure = Some(i));
         tag(&mut one.series);
@@ -239,67 +104,35 @@ async fn insights_one(
     req: &InsightsRequest,
     measure: &MeasureDef,
 ) -> Result<InsightsReport> {
-    if req.events.is_empty() || req.events.len() > MAX_EVENTS {
-        return Err(AnalyticsError::Invalid(format!(
-            "between 1 and {MAX_EVENTS} events"
-        )));
-    }
-    if req.to_ms <= req.from_ms {
-        return Err(AnalyticsError::Invalid(
-            "to_ms must be after from_ms".into(),
-        ));
-    }
-    for e in &req.events {
-        e.compile()?;
-    }
+    let q = &req.query;
     let measure = measure.measure()?;
     let tz = parse_tz(&req.timezone)?;
-    let unit_name = req.unit.clone().unwrap_or_else(|| "day".into());
-    let unit = match unit_name.as_str() {
-        "all" => None,
-        u => Some(Unit::parse(u)?),
-    };
-    let limit = match &req.breakdown {
-        Some(b) => {
-            let l = b.limit.unwrap_or(10);
-            if !(1..=MAX_LIMIT).contains(&l) {
-                return Err(AnalyticsError::Invalid(format!(
-                    "breakdown limit must be between 1 and {MAX_LIMIT}"
-                )));
-            }
-            l
-        }
-        None => 0,
-    };
+    let (unit_name, unit) = q.unit()?;
+    let limit = q.breakdown_limit()?;
     let counting = matches!(measure, Measure::Total | Measure::Unique);
     let base = AggregateRequest {
         project: req.project,
-        from_ms: req.from_ms,
-        to_ms: req.to_ms,
+        from_ms: q.from_ms,
+        to_ms: q.to_ms,
         events: Vec::new(),
-        where_expr: req.where_expr.clone(),
-        filters: req.filters.clone(),
+        where_expr: q.where_expr.clone(),
+        filters: q.filters.clone(),
         buckets: None,
-        persons: match &req.cohort {
+        persons: match &q.cohort {
             Some(c) => Some((req.resolved(c.id)?.1.clone(), c.negate)),
             None => None,
         },
-        breakdown: match &req.breakdown {
+        breakdown: match &q.breakdown {
             None => None,
             Some(b) => Some(Breakdown {
-                by: match (&b.property, b.cohort) {
-                    (Some(p), None) => BreakdownBy::Property {
-                        property: p.clone(),
+                by: match b.split()? {
+                    Split::Property(p) => BreakdownBy::Property {
+                        property: p.to_string(),
                         source: b.source,
                     },
-                    (None, Some(id)) => {
+                    Split::Cohort(id) => {
                         let (label, members) = req.resolved(id)?.clone();
                         BreakdownBy::Cohort { label, members }
-                    }
-                    _ => {
-                        return Err(AnalyticsError::Invalid(
-                            "a breakdown names either a property or a cohort".into(),
-                        ));
                     }
                 },
                 keep: None,
@@ -310,10 +143,10 @@ async fn insights_one(
     // The same event may appear twice with different filters; one event counts in both, so
     // such selectors go to separate scans.
     let mut passes: Vec<Vec<usize>> = Vec::new();
-    for (i, e) in req.events.iter().enumerate() {
+    for (i, e) in q.events.iter().enumerate() {
         match passes
             .iter_mut()
-            .find(|p| p.iter().all(|j| req.events[*j].event != e.event))
+            .find(|p| p.iter().all(|j| q.events[*j].event != e.event))
         {
             Some(p) => p.push(i),
             None => passes.push(vec![i]),
@@ -341,12 +174,12 @@ async fn insights_one(
                 r.events = pass
                     .iter()
                     .map(|i| EventSelector {
-                        event: req.events[*i].event.clone(),
-                        where_expr: req.events[*i].where_expr.clone(),
+                        event: q.events[*i].event.clone(),
+                        where_expr: q.events[*i].where_expr.clone(),
                     })
                     .collect();
                 for row in engine.aggregate(&r).await? {
-                    if let Some(i) = pass.iter().find(|i| req.events[**i].event == row.event) {
+                    if let Some(i) = pass.iter().find(|i| q.events[**i].event == row.event) {
                         out.push((*i, row));
                     }
                 }
@@ -354,11 +187,11 @@ async fn insights_one(
             Ok::<_, AnalyticsError>((labels, out))
         }
     };
-    let (labels, mut rows) = run(req.from_ms, req.to_ms, None).await?;
+    let (labels, mut rows) = run(q.from_ms, q.to_ms, None).await?;
     // Top N per event by the whole-range value; the rest become "$other" (a second pass,
     // since uniques and statistics of the rest cannot be added up from the segments).
     let mut keep = None;
-    if req.breakdown.is_some() {
+    if q.breakdown.is_some() {
         let top = top_segments(&rows, limit);
         let distinct: usize = segments_per_event(&rows)
             .values()
@@ -371,15 +204,15 @@ async fn insights_one(
             } else if additive(&base.measure) {
                 rows = fold_other(rows, &top);
             } else {
-                rows = run(req.from_ms, req.to_ms, Some(top.clone())).await?.1;
+                rows = run(q.from_ms, q.to_ms, Some(top.clone())).await?.1;
             }
             keep = Some(top);
         }
     }
-    let series = shape(&req.events, rows, labels.len(), counting);
-    let previous = if req.compare_previous {
-        let span = req.to_ms - req.from_ms;
-        let (from, to) = (req.from_ms - span, req.from_ms);
+    let series = shape(&q.events, rows, labels.len(), counting);
+    let previous = if q.compare_previous {
+        let span = q.to_ms - q.from_ms;
+        let (from, to) = (q.from_ms - span, q.from_ms);
         let (plabels, mut prows) = run(from, to, keep.clone().filter(|_| !req.drop_other)).await?;
         if let (Some(k), true) = (&keep, req.drop_other) {
             prows.retain(|(_, r)| k.contains(&r.segment));
@@ -388,7 +221,7 @@ async fn insights_one(
             from_ms: from,
             to_ms: to,
             buckets: plabels.clone(),
-            series: shape(&req.events, prows, plabels.len(), counting),
+            series: shape(&q.events, prows, plabels.len(), counting),
         })
     } else {
         None

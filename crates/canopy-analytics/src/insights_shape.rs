@@ -3,8 +3,8 @@
 //! bucket. Split from `insights_report.rs`, which validates and runs the queries.
 
 use crate::insights_report::Series;
-use crate::step::StepDef;
 use canopy_query::{AggregateRow, Measure, Stat};
+use canopy_report_wire::StepDef;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 

@@ -13,14 +13,16 @@ pub mod insights_report;
 mod insights_shape;
 pub mod retention;
 pub mod retention_report;
-pub mod step;
 pub mod time_buckets;
 
+pub use canopy_report_wire::{
+    CohortFilter, Definition, FlowsQuery, FunnelQuery, InsightsQuery, RetentionQuery, StepDef,
+    WireError,
+};
 pub use cohorts::CohortDefinition;
 pub use flows::{Direction, FlowSpec, Flows};
 pub use funnel::{Conversion, FunnelSpec, Order, StepEvent};
 pub use retention::{Kind, RetentionEvent, RetentionSpec, RetentionTable};
-pub use step::StepDef;
 
 pub use flows_report::{FlowsReport, FlowsRequest, flows};
 pub use funnel_report::{FunnelReport, FunnelRequest, funnel};
@@ -31,6 +33,9 @@ pub use retention_report::{RetentionReport, RetentionRequest, retention};
 pub enum AnalyticsError {
     #[error("invalid query: {0}")]
     Invalid(String),
+    /// The client's definition, refused before any data is read.
+    #[error(transparent)]
+    Definition(#[from] canopy_report_wire::WireError),
     #[error(transparent)]
     Query(#[from] canopy_query::QueryError),
 }

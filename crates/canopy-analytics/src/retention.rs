@@ -19,11 +19,7 @@ pub struct RetentionEvent {
     pub returned: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    FirstTime,
-    Recurring,
-}
+pub use canopy_report_wire::Kind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionSpec {

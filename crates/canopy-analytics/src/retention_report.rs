@@ -3,43 +3,23 @@
 //! many came back in each bracket after birth. Rules in `docs/query-semantics.md`; the
 //! per-person operator is `retention.rs`.
 
+use crate::Result;
 use crate::retention::{Kind, RetentionEvent, RetentionSpec, RetentionTable};
-use crate::step::StepDef;
-use crate::time_buckets::{Unit, unit_start};
-use crate::{AnalyticsError, Result};
+use crate::time_buckets::{Unit, parse_tz, unit_start};
 use canopy_query::{QueryEngine, SequenceRequest};
+use canopy_report_wire::{Definition, RetentionQuery};
 use canopy_types::ProjectId;
 use chrono::TimeZone;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-#[derive(Debug, Clone, Deserialize)]
+/// A retention report to run: the client's definition and what the server resolved for it.
+#[derive(Debug, Clone)]
 pub struct RetentionRequest {
-    #[serde(skip)]
     pub project: ProjectId,
-    /// IANA zone of the cohorts (the project's setting, filled by the server).
-    #[serde(skip)]
+    pub query: RetentionQuery,
+    /// IANA zone of the cohorts (the project's setting).
     pub timezone: String,
-    /// Births in `[from_ms, to_ms)` make cohorts.
-    pub from_ms: i64,
-    pub to_ms: i64,
-    pub born: StepDef,
-    /// The return event; the birth event when absent.
-    #[serde(default)]
-    pub returned: Option<StepDef>,
-    /// `day`, `week` or `month` (30 days): both the cohort grouping and the bracket length.
-    pub unit: String,
-    /// Brackets reported after birth (bracket 0 included).
-    pub brackets: usize,
-    /// `first_time` (default) or `recurring`.
-    #[serde(default)]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub unbounded: bool,
-    /// Only a saved cohort's members (or everyone else).
-    #[serde(default)]
-    pub cohort: Option<crate::cohorts::CohortFilter>,
-    /// The members of `cohort`, resolved by the caller.
-    #[serde(skip)]
+    /// The members of the query's `cohort`.
     pub cohort_members: Option<canopy_query::PersonSet>,
 }
 
@@ -70,41 +50,12 @@ fn cohort_start(tz: &chrono_tz::Tz, unit: Unit, t: i64) -> i64 {
 }
 
 pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<RetentionReport> {
-    let unit_ms = match req.unit.as_str() {
-        "day" => DAY_MS,
-        "week" => 7 * DAY_MS,
-        "month" => 30 * DAY_MS,
-        u => {
-            return Err(AnalyticsError::Invalid(format!(
-                "unit must be day, week or month (got {u:?})"
-            )));
-        }
-    };
-    if !(1..=400).contains(&req.brackets) {
-        return Err(AnalyticsError::Invalid(
-            "brackets must be between 1 and 400".into(),
-        ));
-    }
-    if req.to_ms <= req.from_ms {
-        return Err(AnalyticsError::Invalid(
-            "to_ms must be after from_ms".into(),
-        ));
-    }
-    let kind = match req.kind.as_deref().unwrap_or("first_time") {
-        "first_time" => Kind::FirstTime,
-        "recurring" => Kind::Recurring,
-        k => {
-            return Err(AnalyticsError::Invalid(format!(
-                "kind must be first_time or recurring (got {k:?})"
-            )));
-        }
-    };
-    let tz: chrono_tz::Tz = req
-        .timezone
-        .parse()
-        .map_err(|_| AnalyticsError::Invalid(format!("unknown time zone {:?}", req.timezone)))?;
-    let born = req.born.compile()?;
-    let returned = req.returned.as_ref().unwrap_or(&req.born).compile()?;
+    let q = &req.query;
+    q.check()?;
+    let (cohort_unit, unit_ms) = q.unit()?;
+    let kind = q.kind()?;
+    let tz = parse_tz(&req.timezone)?;
+    let (born, returned) = q.compiled_steps()?;
     let mut names = vec![born.event.clone(), returned.event.clone()];
     names.dedup();
     // First-time retention needs every earlier birth to know which is the first: scan from
@@ -112,31 +63,27 @@ pub async fn retention(engine: &QueryEngine, req: &RetentionRequest) -> Result<R
     let scan_from = if kind == Kind::FirstTime {
         0
     } else {
-        req.from_ms
+        q.from_ms
     };
-    let horizon = unit_ms.saturating_mul(req.brackets as i64);
+    let horizon = unit_ms.saturating_mul(q.brackets as i64);
     let rows = engine
         .sequences(&SequenceRequest {
             project: req.project,
             from_ms: scan_from,
-            to_ms: req.to_ms.saturating_add(horizon),
+            to_ms: q.to_ms.saturating_add(horizon),
             events: names.clone(),
             with_properties: born.has_filter() || returned.has_filter(),
-            persons: crate::cohorts::person_filter(
-                req.cohort.as_ref(),
-                req.cohort_members.as_ref(),
-            )?,
+            persons: crate::cohorts::person_filter(q.cohort.as_ref(), req.cohort_members.as_ref())?,
         })
         .await?;
     let spec = RetentionSpec {
         kind,
         unit_ms,
-        brackets: req.brackets,
-        unbounded: req.unbounded,
-        from_ms: req.from_ms,
-        to_ms: req.to_ms,
+        brackets: q.brackets,
+        unbounded: q.unbounded,
+        from_ms: q.from_ms,
+        to_ms: q.to_ms,
     };
-    let cohort_unit = Unit::parse(&req.unit)?;
     let bucket = |t: i64| cohort_start(&tz, cohort_unit, t);
     let shards = rows.fold_persons(
         || (RetentionTable::default(), Vec::<RetentionEvent>::new()),

@@ -7,32 +7,10 @@ use crate::{AnalyticsError, Result};
 use chrono::{Datelike, Days, Months, NaiveDate, NaiveDateTime, TimeZone, Timelike};
 use chrono_tz::Tz;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Hour,
-    Day,
-    Week,
-    Month,
-}
+pub use canopy_report_wire::Unit;
 
 /// At most this many buckets per query (an hourly year is 8,784).
 pub const MAX_BUCKETS: usize = 10_000;
-
-impl Unit {
-    pub fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "hour" => Unit::Hour,
-            "day" => Unit::Day,
-            "week" => Unit::Week,
-            "month" => Unit::Month,
-            u => {
-                return Err(AnalyticsError::Invalid(format!(
-                    "unit must be hour, day, week or month (got {u:?})"
-                )));
-            }
-        })
-    }
-}
 
 pub fn parse_tz(name: &str) -> Result<Tz> {
     name.parse()

@@ -99,7 +99,8 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             }
             let text: String = c[start..i].iter().collect();
             out.push(Tok::Num(
-                text.parse().map_err(|_| format!("bad number {text:?}"))?,
+                text.parse()
+                    .map_err(|_| format!("bad number at character {start}"))?,
             ));
         } else if ch.is_alphabetic() || ch == '_' || ch == '$' {
             let start = i;
@@ -265,7 +266,8 @@ impl Parser {
                         self.require(")")?;
                         Ok(Expr::Defined(Box::new(e)))
                     }
-                    other => Err(format!("unknown word {other:?}")),
+                    // The word is the client's text (maybe a value typed without quotes): not repeated.
+                    _ => Err(format!("unknown word (token {})", self.pos)),
                 }
             }
             _ => Err("expected a value".into()),

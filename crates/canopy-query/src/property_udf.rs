@@ -13,6 +13,7 @@ use arrow::array::{
     StringViewBuilder, TimestampMillisecondArray,
 };
 use arrow::datatypes::DataType;
+pub use canopy_report_wire::parse_time_ms;
 use datafusion::common::DataFusionError;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -173,27 +174,6 @@ pub fn value_time_ms(v: &Value) -> Option<i64> {
         Value::String(s) => parse_time_ms(s),
         _ => None,
     }
-}
-
-/// RFC 3339, or a naive `YYYY-MM-DD[THH:MM[:SS[.fff]]]` read as UTC.
-pub fn parse_time_ms(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_millis());
-    }
-    for f in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
-            return Some(t.and_utc().timestamp_millis());
-        }
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp_millis())
 }
 
 impl ScalarUDFImpl for PropertyUdf {

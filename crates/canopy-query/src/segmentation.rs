@@ -5,13 +5,14 @@
 //! per-bucket rows and the whole-range row of each group come from one scan (grouping sets).
 
 use crate::bucket_udf::BucketUdf;
-use crate::filters::{PropertyFilter, Source, filter_expr};
+use crate::filters::{PropertyFilter, Source, filter_expr, source_prefix};
 use crate::person_set_udf::{InSetUdf, PersonSet};
 use crate::property_udf::{PropKind, property_expr, where_expr};
 use crate::segment_rows::{collect_rows, keep_top};
 use crate::table::{QueryEngine, column_names, time_between};
 use crate::{QueryError, Result};
 use arrow::datatypes::DataType;
+pub use canopy_report_wire::{Measure, Stat};
 use canopy_types::ProjectId;
 use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::expr_fn::{
@@ -20,34 +21,6 @@ use datafusion::functions_aggregate::expr_fn::{
 use datafusion::logical_expr::{GroupingSet, JoinType, when};
 use datafusion::prelude::{DataFrame, Expr, cast, col, ident, lit, not};
 use std::sync::Arc;
-
-/// A statistic over numbers (per-person event counts, or a numeric property).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Stat {
-    Sum,
-    Avg,
-    Min,
-    Max,
-    Median,
-    /// Continuous percentile (linear interpolation), `0.0..=1.0`.
-    Percentile(f64),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Measure {
-    /// Events.
-    Total,
-    /// Distinct persons (after identity merges).
-    Unique,
-    /// A statistic of each person's event count.
-    PerPerson(Stat),
-    /// A statistic of a numeric property over the events that have it.
-    Property {
-        property: String,
-        source: Source,
-        stat: Stat,
-    },
-}
 
 /// An event of the report, optionally narrowed by a Mixpanel `where` expression.
 #[derive(Debug, Clone)]
@@ -122,15 +95,6 @@ fn stat_expr(stat: Stat, x: Expr) -> Expr {
     }
 }
 
-impl Measure {
-    fn source(&self) -> Option<Source> {
-        match self {
-            Measure::Property { source, .. } => Some(*source),
-            _ => None,
-        }
-    }
-}
-
 impl AggregateRequest {
     fn needs_profiles(&self) -> bool {
         self.filters.iter().any(|f| f.source == Source::User)
@@ -169,7 +133,7 @@ impl QueryEngine {
             Some(b) => {
                 let raw = match &b.by {
                     BreakdownBy::Property { property, source } => {
-                        property_expr(&fields, source.prefix(), property, PropKind::Text)
+                        property_expr(&fields, source_prefix(*source), property, PropKind::Text)
                     }
                     BreakdownBy::Cohort { label, members } => when(
                         InSetUdf::call(members.clone(), col("person")),
@@ -190,7 +154,7 @@ impl QueryEngine {
         let value = match &req.measure {
             Measure::Property {
                 property, source, ..
-            } => property_expr(&fields, source.prefix(), property, PropKind::Number),
+            } => property_expr(&fields, source_prefix(*source), property, PropKind::Number),
             _ => lit(ScalarValue::Float64(None)),
         };
         // The person is read (and merges applied) only when the measure counts people.

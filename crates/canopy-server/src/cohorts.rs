@@ -7,23 +7,13 @@ use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use canopy_analytics::CohortDefinition;
 use canopy_control::CohortRow;
 use canopy_query::PersonSet;
+use canopy_report_wire::CohortDefinition;
+use canopy_report_wire::cohort::NewCohort;
 use canopy_types::ProjectId;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct CreateCohort {
-    name: String,
-    #[serde(default)]
-    description: String,
-    definition: CohortDefinition,
-}
-
-const MAX_NAME: usize = 255;
 
 fn load(
     state: &AppState,
@@ -57,9 +47,10 @@ async fn members_now(
     project: ProjectId,
     def: &CohortDefinition,
 ) -> Result<PersonSet, ApiError> {
-    Ok(def
-        .members(&state.queries, project, state.clock.now_ms())
-        .await?)
+    Ok(
+        canopy_analytics::cohorts::members(def, &state.queries, project, state.clock.now_ms())
+            .await?,
+    )
 }
 
 /// The members of saved cohort `id`, now.
@@ -141,15 +132,8 @@ pub(crate) async fn create(
     let project = authenticate(&state, &headers, p.project_id.as_deref())?
         .project
         .id;
-    let req: CreateCohort =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("cohort: {e}")))?;
+    let req: NewCohort = canopy_report_wire::parse(&body)?;
     let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Err(ApiError::BadRequest(format!(
-            "a cohort name has 1 to {MAX_NAME} characters"
-        )));
-    }
-    req.definition.validate()?;
     let id = state.projects.control().create_cohort(
         project,
         name,

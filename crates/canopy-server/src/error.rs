@@ -57,8 +57,16 @@ impl From<canopy_analytics::AnalyticsError> for ApiError {
     fn from(e: canopy_analytics::AnalyticsError) -> Self {
         match e {
             canopy_analytics::AnalyticsError::Invalid(m) => ApiError::BadRequest(m),
+            canopy_analytics::AnalyticsError::Definition(w) => w.into(),
             canopy_analytics::AnalyticsError::Query(q) => q.into(),
         }
+    }
+}
+
+/// A report or cohort definition the client sent that cannot be run: always the client's.
+impl From<canopy_report_wire::WireError> for ApiError {
+    fn from(e: canopy_report_wire::WireError) -> Self {
+        ApiError::BadRequest(e.to_string())
     }
 }
 

@@ -7,10 +7,12 @@ use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use canopy_analytics::insights_report::{BreakdownDef, MeasureDef, Series};
+use canopy_analytics::insights_report::Series;
 use canopy_analytics::time_buckets::{local_date_start_ms, parse_tz};
 use canopy_analytics::{InsightsReport, InsightsRequest, RetentionRequest, StepDef};
 use canopy_query::Source;
+use canopy_report_wire::RetentionQuery;
+use canopy_report_wire::{BreakdownDef, InsightsQuery, MeasureDef};
 use canopy_types::ProjectId;
 use chrono::{Datelike, Days, Months, NaiveDate, TimeZone};
 use chrono_tz::Tz;
@@ -173,27 +175,29 @@ pub(crate) async fn segmentation(
         }
         None => None,
     };
+    let by_segment = breakdown.is_some();
     let req = InsightsRequest {
         project,
         timezone,
-        from_ms,
-        to_ms,
-        events: vec![StepDef {
-            event: event.clone(),
-            where_expr: None,
-        }],
-        measure: measure(p.kind.as_deref())?,
-        measures: Vec::new(),
-        unit: Some(unit(p.unit.as_deref(), "day")?),
-        filters: Vec::new(),
-        where_expr: p.where_expr,
-        breakdown,
-        cohort: None,
+        query: InsightsQuery {
+            from_ms,
+            to_ms,
+            events: vec![StepDef {
+                event: event.clone(),
+                where_expr: None,
+            }],
+            measure: measure(p.kind.as_deref())?,
+            measures: Vec::new(),
+            unit: Some(unit(p.unit.as_deref(), "day")?),
+            filters: Vec::new(),
+            where_expr: p.where_expr,
+            breakdown,
+            cohort: None,
+            compare_previous: false,
+        },
         cohorts: Default::default(),
-        compare_previous: false,
         drop_other: true,
     };
-    let by_segment = req.breakdown.is_some();
     let report = canopy_analytics::insights(&state.queries, &req).await?;
     Ok(Json(series_json(&report, |s| {
         if by_segment {
@@ -267,24 +271,26 @@ pub(crate) async fn events(
     let req = InsightsRequest {
         project,
         timezone,
-        from_ms,
-        to_ms,
-        events: names
-            .into_iter()
-            .map(|event| StepDef {
-                event,
-                where_expr: None,
-            })
-            .collect(),
-        measure: measure(Some(&kind))?,
-        measures: Vec::new(),
-        unit: Some(unit),
-        filters: Vec::new(),
-        where_expr: None,
-        breakdown: None,
-        cohort: None,
+        query: InsightsQuery {
+            from_ms,
+            to_ms,
+            events: names
+                .into_iter()
+                .map(|event| StepDef {
+                    event,
+                    where_expr: None,
+                })
+                .collect(),
+            measure: measure(Some(&kind))?,
+            measures: Vec::new(),
+            unit: Some(unit),
+            filters: Vec::new(),
+            where_expr: None,
+            breakdown: None,
+            cohort: None,
+            compare_previous: false,
+        },
         cohorts: Default::default(),
-        compare_previous: false,
         drop_other: true,
     };
     let report = canopy_analytics::insights(&state.queries, &req).await?;
@@ -336,15 +342,17 @@ pub(crate) async fn retention(
     let req = RetentionRequest {
         project,
         timezone,
-        from_ms,
-        to_ms,
-        born,
-        returned,
-        unit: p.unit.unwrap_or_else(|| "day".into()),
-        brackets: p.interval_count.unwrap_or(1),
-        kind: Some(kind.into()),
-        unbounded: p.unbounded_retention.as_deref() == Some("true"),
-        cohort: None,
+        query: RetentionQuery {
+            from_ms,
+            to_ms,
+            born,
+            returned,
+            unit: p.unit.unwrap_or_else(|| "day".into()),
+            brackets: p.interval_count.unwrap_or(1),
+            kind: Some(kind.into()),
+            unbounded: p.unbounded_retention.as_deref() == Some("true"),
+            cohort: None,
+        },
         cohort_members: None,
     };
     let report = canopy_analytics::retention(&state.queries, &req).await?;

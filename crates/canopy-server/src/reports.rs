@@ -11,22 +11,20 @@ use canopy_analytics::{
     FlowsReport, FlowsRequest, FunnelReport, FunnelRequest, InsightsReport, InsightsRequest,
     RetentionReport, RetentionRequest,
 };
+use canopy_report_wire::{Definition, FlowsQuery, FunnelQuery, InsightsQuery, RetentionQuery};
 use canopy_types::ProjectId;
 
-/// The project a report request is authenticated for, and its JSON body.
-fn report_request<T: serde::de::DeserializeOwned>(
+/// The project a report request is authenticated for, and its definition, parsed and checked.
+fn report_request<D: Definition>(
     state: &AppState,
     headers: &HeaderMap,
     p: &ProjectParam,
     body: &[u8],
-    report: &str,
-) -> Result<(ProjectId, T), ApiError> {
+) -> Result<(ProjectId, D), ApiError> {
     let project = authenticate(state, headers, p.project_id.as_deref())?
         .project
         .id;
-    let req =
-        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("{report}: {e}")))?;
-    Ok((project, req))
+    Ok((project, canopy_report_wire::parse(body)?))
 }
 
 /// `POST /api/v1/query/funnel` `{"from_ms", "to_ms", "steps": [{"event", "where"?}],
@@ -38,16 +36,20 @@ pub(crate) async fn funnel(
     Query(p): Query<ProjectParam>,
     body: axum::body::Bytes,
 ) -> Result<Json<FunnelReport>, ApiError> {
-    let (project, mut req): (_, FunnelRequest) =
-        report_request(&state, &headers, &p, &body, "funnel")?;
-    req.project = project;
-    req.timezone = state.projects.control().settings(project)?.1.timezone;
-    req.cohort_members = crate::cohorts::members_of(&state, project, req.cohort.as_ref()).await?;
-    if let Some(id) = req.breakdown.as_ref().and_then(|b| b.cohort) {
-        req.breakdown_cohort = crate::cohorts::resolve(&state, project, &[id])
+    let (project, query): (_, FunnelQuery) = report_request(&state, &headers, &p, &body)?;
+    let breakdown_cohort = match query.breakdown.as_ref().and_then(|b| b.cohort) {
+        Some(id) => crate::cohorts::resolve(&state, project, &[id])
             .await?
-            .remove(&id);
-    }
+            .remove(&id),
+        None => None,
+    };
+    let req = FunnelRequest {
+        project,
+        timezone: state.projects.control().settings(project)?.1.timezone,
+        cohort_members: crate::cohorts::members_of(&state, project, query.cohort.as_ref()).await?,
+        breakdown_cohort,
+        query,
+    };
     Ok(Json(canopy_analytics::funnel(&state.queries, &req).await?))
 }
 
@@ -60,11 +62,13 @@ pub(crate) async fn retention(
     Query(p): Query<ProjectParam>,
     body: axum::body::Bytes,
 ) -> Result<Json<RetentionReport>, ApiError> {
-    let (project, mut req): (_, RetentionRequest) =
-        report_request(&state, &headers, &p, &body, "retention")?;
-    req.project = project;
-    req.timezone = state.projects.control().settings(project)?.1.timezone;
-    req.cohort_members = crate::cohorts::members_of(&state, project, req.cohort.as_ref()).await?;
+    let (project, query): (_, RetentionQuery) = report_request(&state, &headers, &p, &body)?;
+    let req = RetentionRequest {
+        project,
+        timezone: state.projects.control().settings(project)?.1.timezone,
+        cohort_members: crate::cohorts::members_of(&state, project, query.cohort.as_ref()).await?,
+        query,
+    };
     Ok(Json(
         canopy_analytics::retention(&state.queries, &req).await?,
     ))
@@ -78,10 +82,12 @@ pub(crate) async fn flows(
     Query(p): Query<ProjectParam>,
     body: axum::body::Bytes,
 ) -> Result<Json<FlowsReport>, ApiError> {
-    let (project, mut req): (_, FlowsRequest) =
-        report_request(&state, &headers, &p, &body, "flows")?;
-    req.project = project;
-    req.cohort_members = crate::cohorts::members_of(&state, project, req.cohort.as_ref()).await?;
+    let (project, query): (_, FlowsQuery) = report_request(&state, &headers, &p, &body)?;
+    let req = FlowsRequest {
+        project,
+        cohort_members: crate::cohorts::members_of(&state, project, query.cohort.as_ref()).await?,
+        query,
+    };
     Ok(Json(canopy_analytics::flows(&state.queries, &req).await?))
 }
 
@@ -95,11 +101,14 @@ pub(crate) async fn insights(
     Query(p): Query<ProjectParam>,
     body: axum::body::Bytes,
 ) -> Result<Json<InsightsReport>, ApiError> {
-    let (project, mut req): (_, InsightsRequest) =
-        report_request(&state, &headers, &p, &body, "insights")?;
-    req.project = project;
-    req.timezone = state.projects.control().settings(project)?.1.timezone;
-    req.cohorts = crate::cohorts::resolve(&state, project, &req.cohort_ids()).await?;
+    let (project, query): (_, InsightsQuery) = report_request(&state, &headers, &p, &body)?;
+    let req = InsightsRequest {
+        project,
+        timezone: state.projects.control().settings(project)?.1.timezone,
+        cohorts: crate::cohorts::resolve(&state, project, &query.cohort_ids()).await?,
+        query,
+        drop_other: false,
+    };
     Ok(Json(
         canopy_analytics::insights(&state.queries, &req).await?,
     ))

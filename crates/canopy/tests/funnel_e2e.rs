@@ -110,9 +110,46 @@ fn funnel_and_activity_across_merged_identities_windows_filters_and_the_range() 
     let r = query(bad);
     assert_eq!(r.status(), 400);
     assert!(r.text().unwrap().contains("2 to 20 steps"));
-    let mut bad = body;
+    let mut bad = body.clone();
     bad["steps"][0]["where"] = json!("properties[");
     assert_eq!(query(bad).status(), 400);
+    // A refusal names the field, never what was sent in it (a filter value may be an email).
+    let email = "kid.parent@example.org";
+    for (field, value) in [
+        ("order", json!(email)),
+        ("window_ms", json!(email)),
+        (
+            "steps",
+            json!([{"event": email, "where": format!("properties[\"e\"] == {email}")}, {"event": "Buy"}]),
+        ),
+        ("breakdown", json!({"property": email, "cohort": 7})),
+    ] {
+        let mut bad = body.clone();
+        bad[field] = value;
+        let r = query(bad);
+        assert_eq!(r.status(), 400, "{field}");
+        let text = r.text().unwrap();
+        assert!(!text.contains("kid.parent"), "{field}: {text}");
+        assert!(
+            text.contains(field) || field == "breakdown",
+            "{field}: {text}"
+        );
+    }
+    let r = c
+        .post(format!("{u}/api/v1/query/insights"))
+        .basic_auth(&p.secret, Some(""))
+        .json(
+            &json!({"from_ms": 0, "to_ms": 1, "events": [{"event": "Open"}],
+            "filters": [{"property": "email", "op": "date_after", "value": email}]}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().unwrap();
+    assert!(
+        text.contains("filters[0]") && !text.contains("kid.parent"),
+        "{text}"
+    );
 
     // Person activity: any id finds the whole person, oldest first, under the canonical id.
     let get = |path: &str| -> reqwest::blocking::Response {

@@ -1,6 +1,6 @@
 //! A report's event definition — a name and an optional `where` — compiled once per query.
 
-use crate::{AnalyticsError, Result};
+use crate::{Result, WireError};
 use canopy_expr::Expr;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -15,18 +15,29 @@ pub struct StepDef {
 
 /// A [`StepDef`] with its filter parsed.
 #[derive(Debug, Clone)]
-pub(crate) struct Step {
+pub struct Step {
     pub event: String,
     filter: Option<Expr>,
 }
 
+/// Compiles every step; an error names the list and the step's index.
+pub fn compile_all(list: &str, steps: &[StepDef]) -> Result<Vec<Step>> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.compile(&format!("{list}[{i}]")))
+        .collect()
+}
+
 impl StepDef {
-    /// Parses the filter; the error names the event.
-    pub(crate) fn compile(&self) -> Result<Step> {
+    /// Parses the filter; an error names the step by `field` (not by its event, which is the
+    /// client's text).
+    pub fn compile(&self, field: &str) -> Result<Step> {
         let filter = match self.where_expr.as_deref().map(str::trim) {
-            Some(w) if !w.is_empty() => Some(canopy_expr::parse(w).map_err(|e| {
-                AnalyticsError::Invalid(format!("step {:?}: where: {e}", self.event))
-            })?),
+            Some(w) if !w.is_empty() => Some(
+                canopy_expr::parse(w)
+                    .map_err(|e| WireError::Invalid(format!("{field}: where: {e}")))?,
+            ),
             _ => None,
         };
         Ok(Step {
@@ -37,12 +48,12 @@ impl StepDef {
 }
 
 impl Step {
-    pub(crate) fn has_filter(&self) -> bool {
+    pub fn has_filter(&self) -> bool {
         self.filter.is_some()
     }
 
     /// Does an event named `name` with `props` (present when any filter needed them) match?
-    pub(crate) fn matches(&self, name: &str, props: Option<&Map<String, Value>>) -> bool {
+    pub fn matches(&self, name: &str, props: Option<&Map<String, Value>>) -> bool {
         name == self.event
             && match (&self.filter, props) {
                 (Some(f), Some(p)) => canopy_expr::matches(f, p),
