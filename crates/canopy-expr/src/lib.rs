@@ -423,4 +423,17 @@ mod tests {
         assert!(parse(&"not ".repeat(100)).is_err());
         assert!(parse(&"[".repeat(1000)).is_err());
     }
+
+    #[test]
+    fn errors_do_not_repeat_the_words_or_numbers_typed() {
+        // A value typed without quotes (an email's local part, a phone number) stays out of
+        // the message, which goes back to the client and into nothing else.
+        for (bad, secret) in [
+            ("kidparent == 1", "kidparent"),
+            ("properties[\"a\"] == 9198765e43210e1", "9198765"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(!e.contains(secret), "{bad}: {e}");
+        }
+    }
 }
