@@ -34,13 +34,7 @@ fn lookup(
     let project = authenticate(state, headers, p.project_id.as_deref())?
         .project
         .id;
-    if let Some(t) = p.kind.as_deref()
-        && !matches!(t, "general" | "unique" | "average")
-    {
-        return Err(ApiError::BadRequest(format!(
-            "type must be general, unique or average (got {t:?})"
-        )));
-    }
+    crate::mixpanel_query::measure(p.kind.as_deref())?;
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let now = state.clock.now_ms();
     Ok((project, limit, (now - WINDOW_MS, now + 1)))

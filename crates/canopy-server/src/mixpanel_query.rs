@@ -55,15 +55,16 @@ fn day_range(tz: &Tz, from: Option<String>, to: Option<String>) -> Result<(i64, 
 }
 
 /// `general` → events, `unique` → people, `average` → events per person.
-fn measure(kind: Option<&str>) -> Result<MeasureDef, ApiError> {
+/// Mixpanel's `type` as a measure. Refusals do not repeat the value (as every client error).
+pub(crate) fn measure(kind: Option<&str>) -> Result<MeasureDef, ApiError> {
     let (kind, stat) = match kind.unwrap_or("general") {
         "general" => ("total", None),
         "unique" => ("unique", None),
         "average" => ("per_person", Some("avg".to_string())),
-        t => {
-            return Err(ApiError::BadRequest(format!(
-                "type must be general, unique or average (got {t:?})"
-            )));
+        _ => {
+            return Err(ApiError::BadRequest(
+                "type must be general, unique or average".into(),
+            ));
         }
     };
     Ok(MeasureDef {
@@ -80,9 +81,9 @@ fn unit(u: Option<&str>, default: &str) -> Result<String, ApiError> {
             "unit minute is not supported; use hour, day, week or month".into(),
         )),
         u @ ("hour" | "day" | "week" | "month") => Ok(u.to_string()),
-        u => Err(ApiError::BadRequest(format!(
-            "unit must be hour, day, week or month (got {u:?})"
-        ))),
+        _ => Err(ApiError::BadRequest(
+            "unit must be hour, day, week or month".into(),
+        )),
     }
 }
 
@@ -325,10 +326,10 @@ pub(crate) async fn retention(
     let kind = match p.retention_type.as_deref().unwrap_or("birth") {
         "birth" => "first_time",
         "compounded" => "recurring",
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "retention_type must be birth or compounded (got {other:?})"
-            )));
+        _ => {
+            return Err(ApiError::BadRequest(
+                "retention_type must be birth or compounded".into(),
+            ));
         }
     };
     let born = StepDef {
