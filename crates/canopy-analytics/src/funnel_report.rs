@@ -142,19 +142,20 @@ pub async fn funnel(engine: &QueryEngine, req: &FunnelRequest) -> Result<FunnelR
             (steps_of, excludes)
         })
         .collect();
+    let filtered = steps.iter().any(Step::has_filter);
     let step_event = |r: &SequenceRow| -> StepEvent {
-        let name = names[usize::from(r.event)].as_str();
-        let props = r.properties.as_deref();
         let (candidates, excludes) = by_name[usize::from(r.event)];
-        let mut matched = 0u32;
-        for (i, s) in steps.iter().enumerate() {
-            // People enter only inside the range; later steps may follow until the window ends.
-            let enters_late = i == 0 && r.time_ms >= q.to_ms;
-            if candidates & (1 << i) != 0
-                && !enters_late
-                && (!s.has_filter() || s.matches(name, props))
-            {
-                matched |= 1 << i;
+        // People enter only inside the range; later steps may follow until the window ends.
+        let entry = if r.time_ms >= q.to_ms { !1u32 } else { !0u32 };
+        let props = r.properties.as_deref();
+        let mut matched = candidates & entry;
+        if filtered {
+            // Without filters the name decides; with them, each candidate step's filter.
+            let name = names[usize::from(r.event)].as_str();
+            for (i, s) in steps.iter().enumerate() {
+                if matched & (1 << i) != 0 && s.has_filter() && !s.matches(name, props) {
+                    matched &= !(1 << i);
+                }
             }
         }
         let constant = q.hold_constant.as_ref().and_then(|k| {
