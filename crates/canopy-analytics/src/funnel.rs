@@ -49,8 +49,6 @@ pub struct Conversion {
 }
 
 impl FunnelSpec {
-    pub const MAX_STEPS: usize = canopy_report_wire::funnel::MAX_STEPS;
-
     /// Evaluates one person; `events` in time order.
     pub fn evaluate(&self, events: &[StepEvent]) -> Conversion {
         let mut best = Conversion {

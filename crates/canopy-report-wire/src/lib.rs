@@ -71,7 +71,6 @@ pub fn parse<D: Definition>(body: &[u8]) -> Result<D> {
 /// email): syntax errors are fixed texts; of data errors only the kind of mistake, the
 /// expected shape and our field names are kept.
 fn json_reason(path: Option<&serde_path_to_error::Path>, e: &serde_json::Error) -> String {
-    let at = format!("line {} column {}", e.line(), e.column());
     if !e.is_data() {
         // serde_json's syntax and end-of-input messages are fixed texts, plus the position
         // (not the path: a syntax error may be inside a key the client made up).
@@ -107,7 +106,7 @@ fn json_reason(path: Option<&serde_path_to_error::Path>, e: &serde_json::Error) 
     } else {
         "invalid value".to_string()
     };
-    format!("{field}{what} at {at}")
+    format!("{field}{what} at line {} column {}", e.line(), e.column())
 }
 
 /// What a breakdown splits people by: a property or a saved cohort's membership.
